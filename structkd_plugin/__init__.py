@@ -1,0 +1,3 @@
+"""structkd: structured knowledge distillation for taggers and dependency parsers."""
+
+__version__ = "0.1.0"

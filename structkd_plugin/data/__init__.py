@@ -1,0 +1,28 @@
+"""Data: instances, the registered dataset readers, the vocabulary and batching.
+
+Importing this package registers the readers `conll2003`, `universal_ner`,
+`universal_dependencies` and `plain_text` with `DatasetReader`.
+"""
+
+from structkd_plugin.data.batching import TokenBudgetBatchSampler, pad_sequences
+from structkd_plugin.data.conll2003 import Conll2003DatasetReader
+from structkd_plugin.data.dataset_reader import DataError, DatasetReader, Instance
+from structkd_plugin.data.plain_text import PlainTextDatasetReader
+from structkd_plugin.data.universal_dependencies import UniversalDependenciesDatasetReader
+from structkd_plugin.data.universal_ner import UniversalNerDatasetReader
+from structkd_plugin.data.vocabulary import PADDING_TOKEN, UNKNOWN_TOKEN, Vocabulary
+
+__all__ = [
+    "PADDING_TOKEN",
+    "UNKNOWN_TOKEN",
+    "Conll2003DatasetReader",
+    "DataError",
+    "DatasetReader",
+    "Instance",
+    "PlainTextDatasetReader",
+    "TokenBudgetBatchSampler",
+    "UniversalDependenciesDatasetReader",
+    "UniversalNerDatasetReader",
+    "Vocabulary",
+    "pad_sequences",
+]
