@@ -22,6 +22,7 @@ setup(
         "safetensors>=0.4",
         "tqdm>=4.66",
     ],
+    entry_points={"console_scripts": ["structkd=structkd_plugin.commands:main"]},
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100"],
         "bench": ["torch-struct==0.5", "matplotlib>=3.8"],

@@ -6,7 +6,7 @@ Importing this package registers the readers `conll2003`, `universal_ner`,
 
 from structkd_plugin.data.batching import TokenBudgetBatchSampler, pad_sequences
 from structkd_plugin.data.conll2003 import Conll2003DatasetReader
-from structkd_plugin.data.dataset_reader import DataError, DatasetReader, Instance
+from structkd_plugin.data.dataset_reader import LABEL_KEYS, DataError, DatasetReader, Instance, without_labels
 from structkd_plugin.data.plain_text import PlainTextDatasetReader
 from structkd_plugin.data.universal_dependencies import UniversalDependenciesDatasetReader
 from structkd_plugin.data.universal_ner import UniversalNerDatasetReader
@@ -19,10 +19,12 @@ __all__ = [
     "DataError",
     "DatasetReader",
     "Instance",
+    "LABEL_KEYS",
     "PlainTextDatasetReader",
     "TokenBudgetBatchSampler",
     "UniversalDependenciesDatasetReader",
     "UniversalNerDatasetReader",
     "Vocabulary",
     "pad_sequences",
+    "without_labels",
 ]

@@ -20,6 +20,14 @@ from tango.common import Registrable
 
 Instance = dict[str, Any]
 
+LABEL_KEYS = ("tags", "upos", "xpos", "heads", "deprels")
+"""The instance keys that hold gold annotation (see docs/ARCHITECTURE.md)."""
+
+
+def without_labels(instance: Instance) -> Instance:
+    """The instance with its gold annotation removed: unlabeled text, words and metadata only."""
+    return {key: value for key, value in instance.items() if key not in LABEL_KEYS}
+
 
 def sentence_metadata(path: Path, line: int, comments: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The `metadata` of an instance: the comments the file gives for the sentence (`sent_id`

@@ -1,0 +1,50 @@
+"""`structkd evaluate ARCHIVE DATA`: the metrics of an archived model on a labelled file."""
+
+import json
+
+import click
+
+from structkd_plugin.archival import load_archive
+from structkd_plugin.commands.cli import cli, include_package_option, overrides_option
+from structkd_plugin.config import import_plugins
+from structkd_plugin.data import DataError
+from structkd_plugin.training.checkpoint import write_json
+from structkd_plugin.training.trainer import InstanceLoader, evaluate
+
+
+@cli.command("evaluate")
+@click.argument("archive_file", metavar="ARCHIVE", type=click.Path(exists=True, dir_okay=False))
+@click.argument("input_file", metavar="DATA", type=click.Path(exists=True, dir_okay=False))
+@click.option("--output-file", type=click.Path(dir_okay=False), help="Also write the metrics (JSON) to this file.")
+@click.option("--cuda-device", type=int, default=-1, show_default=True, help="GPU to run on; -1 for the CPU.")
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), help="Sentences per batch (default: the training config's batching)."
+)
+@overrides_option
+@include_package_option
+def evaluate_command(
+    archive_file: str,
+    input_file: str,
+    output_file: str | None,
+    cuda_device: int,
+    batch_size: int | None,
+    overrides: str | None,
+    include_packages: tuple[str, ...],
+) -> None:
+    """Evaluate the model of ARCHIVE on DATA (read with the archive's validation reader) and print
+    its metrics as JSON."""
+    import_plugins(include_packages)
+    archive = load_archive(archive_file, overrides, cuda_device)
+    instances = list(archive.validation_dataset_reader.read(input_file))
+    if not instances:
+        raise DataError(input_file, None, "no sentence to evaluate on")
+    if batch_size is not None:
+        batching = {"batch_size": batch_size}
+    else:
+        loader_config = archive.config.get("data_loader") or {}
+        batching = {key: loader_config.get(key) for key in ("max_tokens", "batch_size")}
+    loader = InstanceLoader(instances, archive.model.tensorize, shuffle=False, **batching)
+    metrics = evaluate(archive.model, loader, archive.model.device)
+    click.echo(json.dumps(metrics, indent=2))
+    if output_file is not None:
+        write_json(output_file, metrics)

@@ -1,0 +1,269 @@
+"""`distillation`: trains a student model to imitate one or more frozen, archived teachers."""
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from tango.common import Lazy
+
+from structkd_plugin.archival import load_archive
+from structkd_plugin.data import Vocabulary, without_labels
+from structkd_plugin.distillation.knowledge import TaggerScores, TeacherKnowledge, Temperature, teacher_knowledge
+from structkd_plugin.distillation.objectives import KDObjective
+from structkd_plugin.distillation.teacher_cache import TeacherCache, cache_key, file_digest, instance_key
+from structkd_plugin.models.crf_tagger import CrfTagger
+from structkd_plugin.models.model import Instance, Model
+from structkd_plugin.structures.label_schemes import marginal_conversion_matrix
+
+logger = logging.getLogger(__name__)
+
+def tagger_scores(output: dict[str, torch.Tensor]) -> TaggerScores:
+    """The potentials a tagger's forward output exposes (CRF taggers add transitions)."""
+    return TaggerScores(
+        emissions=output["emissions"],
+        mask=output["mask"],
+        transitions=output.get("transitions"),
+        start=output.get("start"),
+        end=output.get("end"),
+        label_vectors=output.get("label_vectors"),
+    )
+
+
+@Model.register("distillation")
+class DistillationModel(Model):
+    """Wraps a student and frozen teachers: loss = lambda * KD + (1 - lambda) * gold loss.
+
+    Sentences without gold labels (unlabeled text) are trained with the KD term alone. The archive
+    a training run writes holds the student alone, usable like any other model archive.
+
+    # Parameters
+
+    vocab : `Vocabulary`
+        The student's vocabulary (built from the training data as for any model).
+    student : `Model`
+        The student, any registered tagger config.
+    teacher_archive : `str` or `dict[str, str]`
+        The teacher's `model.tar.gz`; or a mapping from a value of `teacher_key` (e.g. a
+        language) to a teacher archive, so several monolingual teachers distill into one student.
+    objective : `KDObjective`
+        The KD objective by name, with its parameters (`{"type": "structural"}`, `{"type":
+        "top_k", "k": 5}`, ...).
+    teacher_key : `str`
+        With several teachers: the instance field (or metadata field) that picks one.
+    teacher_overrides : `dict`, optional
+        Overrides applied to each teacher's config when loading it.
+    teacher_device : `int`
+        The teacher's CUDA device, -1 for the CPU.
+    lambda_schedule : `str`
+        "constant" (the KD weight is `kd_lambda` throughout) or "teacher_annealing" (from 1 to 0
+        linearly over training, as in Clark et al. 2019 and Wang et al.'s code).
+    kd_lambda : `float`
+        The KD weight of the constant schedule.
+    temperature : `float`
+        T: student scores are divided by T and the loss multiplied by T^2.
+    temperature_kind : `str`
+        "local" (temper the teacher's per-position marginals) or "global" (divide the teacher's
+        whole-structure scores by T); see `knowledge.py`.
+    teacher_cache : `bool`
+        Precompute the teacher's knowledge once before training, on disk, instead of running the
+        teacher at every step ("online").
+    teacher_cache_dir : `str`, optional
+        Where cache files live; defaults to `$STRUCTKD_CACHE` or `~/.cache/structkd/teachers`.
+    pairwise_top_k : `int`, optional
+        Keep only the k largest pairwise marginals per token in the cache (bounds memory).
+    """
+
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        student: Lazy[Model],
+        teacher_archive: str | dict[str, str],
+        objective: KDObjective,
+        teacher_key: str = "language",
+        teacher_overrides: dict[str, Any] | None = None,
+        teacher_device: int = -1,
+        lambda_schedule: str = "constant",
+        kd_lambda: float = 0.5,
+        temperature: float = 1.0,
+        temperature_kind: str = "local",
+        teacher_cache: bool = False,
+        teacher_cache_dir: str | None = None,
+        pairwise_top_k: int | None = None,
+    ) -> None:
+        super().__init__(vocab)
+        if lambda_schedule not in ("constant", "teacher_annealing"):
+            raise ValueError(f"lambda_schedule must be 'constant' or 'teacher_annealing', not {lambda_schedule!r}")
+        self.student = student.construct(vocab=vocab)
+        self.objective = objective
+        self.temperature = Temperature(temperature_kind, temperature)
+        self.lambda_schedule = lambda_schedule
+        self.kd_lambda = kd_lambda
+        self.teacher_key = teacher_key
+        archives = teacher_archive if isinstance(teacher_archive, dict) else {"": teacher_archive}
+        self.teacher_archives = archives
+        # Teachers are kept out of the module tree: they are neither trained nor saved.
+        self.teachers: dict[str, Model] = {}
+        self.label_maps: dict[str, torch.Tensor | None] = {}
+        student_labels = self.student.labels
+        for name, path in archives.items():
+            teacher = load_archive(path, overrides=teacher_overrides, cuda_device=teacher_device).model
+            teacher.eval()
+            teacher.requires_grad_(False)
+            self.teachers[name] = teacher
+            same = list(teacher.labels) == list(student_labels)
+            self.label_maps[name] = None if same else marginal_conversion_matrix(teacher.labels, student_labels)
+            self.objective.check_pair(isinstance(teacher, CrfTagger), isinstance(self.student, CrfTagger))
+        self.use_cache = teacher_cache
+        self.cache_dir = Path(teacher_cache_dir or Path.home() / ".cache" / "structkd" / "teachers")
+        self.pairwise_top_k = pairwise_top_k
+        self.caches: list[TeacherCache] = []
+        self.progress = 0.0
+
+    # ------------------------------------------------------------------ the Model API
+
+    @property
+    def labels(self) -> list[str]:
+        return self.student.labels
+
+    def tensorize(self, instances: list[Instance]) -> dict[str, Any]:
+        batch = {"student": self.student.tensorize(instances), "instances": instances}
+        knowledge = self._cached_knowledge(instances)
+        if knowledge is not None:
+            batch["knowledge"] = knowledge
+        return batch
+
+    def forward(self, student: dict[str, Any], instances: list[Instance], knowledge: TeacherKnowledge | None = None) -> dict[str, torch.Tensor]:
+        output = self.student(**student)
+        scores = tagger_scores(output)
+        if knowledge is None:
+            knowledge = self._online_knowledge(instances, scores)
+        kd_loss = self.objective.loss(knowledge, scores, self.temperature, student.get("tags")).mean()
+        weight = self.current_lambda() if "loss" in output else 1.0
+        gold_loss = output.get("loss", kd_loss.new_zeros(()))
+        output["kd_loss"] = kd_loss
+        output["gold_loss"] = gold_loss
+        output["loss"] = weight * kd_loss + (1 - weight) * gold_loss
+        return output
+
+    def make_predictions(self, output, batch):
+        return self.student.make_predictions(output, batch["student"])
+
+    def get_metrics(self, reset: bool = False) -> dict[str, float]:
+        return self.student.get_metrics(reset)
+
+    def set_training_progress(self, fraction: float) -> None:
+        self.progress = fraction
+
+    def current_lambda(self) -> float:
+        return 1.0 - self.progress if self.lambda_schedule == "teacher_annealing" else self.kd_lambda
+
+    def model_to_archive(self, model_config):
+        return self.student, model_config["student"]
+
+    # ------------------------------------------------------------------ teachers
+
+    def _teacher_name(self, instance: Instance) -> str:
+        if list(self.teachers) == [""]:
+            return ""
+        value = instance.get(self.teacher_key, instance.get("metadata", {}).get(self.teacher_key))
+        if value not in self.teachers:
+            raise ValueError(
+                f"no teacher for {self.teacher_key}={value!r} (sentence {instance_key(instance)}); "
+                f"teachers exist for {sorted(self.teachers)}"
+            )
+        return value
+
+    def _teacher_knowledge(self, instances: list[Instance], student_is_crf: bool) -> TeacherKnowledge:
+        """Runs the teachers (each on its own sentences) and merges their knowledge."""
+        needs = self.objective.needs(_KindOnly(student_is_crf))
+        groups: dict[str, list[int]] = {}
+        for i, instance in enumerate(instances):
+            groups.setdefault(self._teacher_name(instance), []).append(i)
+        parts = []
+        for name, rows in groups.items():
+            teacher = self.teachers[name]
+            unlabeled = [without_labels(instances[i]) for i in rows]
+            with torch.no_grad():
+                output = teacher(**teacher.tensorize(unlabeled))
+            knowledge = teacher_knowledge(tagger_scores(output), needs, self.temperature, self.label_maps[name], getattr(self.objective, "k", 1))
+            parts.append((rows, knowledge))
+        return parts[0][1] if len(parts) == 1 else _merge(parts, len(instances))
+
+    def _online_knowledge(self, instances: list[Instance], student: TaggerScores) -> TeacherKnowledge:
+        knowledge = self._teacher_knowledge(instances, student.is_crf)
+        return _to_device(knowledge, student.emissions.device)
+
+    def _cached_knowledge(self, instances: list[Instance]) -> TeacherKnowledge | None:
+        for cache in self.caches:
+            knowledge = cache.lookup(instances)
+            if knowledge is not None:
+                return knowledge
+        return None
+
+    def prepare_for_training(self, datasets: dict[str, list[Instance]]) -> None:
+        """With `teacher_cache`, computes (or finds on disk) each dataset's teacher knowledge."""
+        if not self.use_cache:
+            return
+        student_is_crf = isinstance(self.student, CrfTagger)
+        description = {
+            "needs": sorted(self.objective.needs(_KindOnly(student_is_crf))),
+            "temperature": [self.temperature.kind, self.temperature.value],
+            "k": getattr(self.objective, "k", 1),
+            "student_labels": list(self.student.labels),
+            "pairwise_top_k": self.pairwise_top_k,
+            "teacher_key": self.teacher_key if len(self.teachers) > 1 else None,
+        }
+        teacher_digests = [f"{name}={file_digest(path)}" for name, path in self.teacher_archives.items()]
+        for split, instances in datasets.items():
+            if not instances:
+                continue
+            sources = sorted({instance.get("metadata", {}).get("source") for instance in instances} - {None})
+            key = cache_key(teacher_digests, sources, {**description, "sentences": len(instances)})
+            path = self.cache_dir / f"{key}.safetensors"
+            cache = TeacherCache.load(path)
+            if cache is None:
+                logger.info("computing the teacher cache for %s (%d sentences) into %s", split, len(instances), path)
+                batches = (instances[i : i + 64] for i in range(0, len(instances), 64))
+                cache = TeacherCache.build(
+                    path,
+                    [instance_key(instance) for instance in instances],
+                    (self._teacher_knowledge(batch, student_is_crf) for batch in batches),
+                    pairwise_top_k=self.pairwise_top_k,
+                )
+            else:
+                logger.info("reusing the teacher cache %s for %s", path, split)
+            self.caches.append(cache)
+
+
+class _KindOnly:
+    """Stands in for the student's scores where an objective only asks what kind of tagger it is."""
+
+    def __init__(self, is_crf: bool) -> None:
+        self.is_crf = is_crf
+
+
+def _to_device(knowledge: TeacherKnowledge, device: torch.device) -> TeacherKnowledge:
+    for name, tensor in knowledge.tensors().items():
+        setattr(knowledge, name, tensor.to(device))
+    return knowledge
+
+
+def _merge(parts: list[tuple[list[int], TeacherKnowledge]], batch_size: int) -> TeacherKnowledge:
+    """Scatters several teachers' knowledge (each on a subset of the batch) into one padded batch."""
+    if any(knowledge.scores is not None for _, knowledge in parts):
+        raise ValueError("objectives that match raw scores cannot mix several teachers in one batch")
+    length = max(knowledge.mask.size(1) for _, knowledge in parts)
+    merged: dict[str, torch.Tensor] = {}
+    for rows, knowledge in parts:
+        index = torch.tensor(rows)
+        for name, tensor in knowledge.tensors().items():
+            # The sentence-length dimension is 1, except for k-best tags [B, K, n].
+            time_dim = 2 if name == "kbest_tags" else 1
+            if name != "kbest_log_probs":
+                pad = [0, 0] * (tensor.dim() - time_dim - 1) + [0, length - tensor.size(time_dim)]
+                tensor = torch.nn.functional.pad(tensor, pad)
+            if name not in merged:
+                merged[name] = tensor.new_zeros(batch_size, *tensor.shape[1:])
+            merged[name][index] = tensor
+    return TeacherKnowledge(**merged)

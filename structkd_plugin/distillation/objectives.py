@@ -1,0 +1,357 @@
+"""The registry of knowledge-distillation objectives, chosen in a config by name.
+
+Each objective turns the teacher's knowledge (`TeacherKnowledge`, in the student's label space)
+and the student's scores (`TaggerScores`) into one loss per sentence `[B]`. Objectives see only
+scores and marginals, never models. The math and its sources are in shared/docs/structured-kd.md;
+the names follow the issue tracker:
+
+| name | what it matches |
+|---|---|
+| `none` | nothing: gold loss only, through the same machinery |
+| `token` | Hinton KD on emissions, per token (a CRF teacher's transitions are ignored) |
+| `posterior` | the forward-backward token marginals, KL(P_t || P_s) per token |
+| `top_k` | the teacher's K best sequences (`weighted: true` gives top-WK) |
+| `structural` | the factorized objective -sum_y p_t(y) log p_s(y), any tagger pair |
+| `crf_to_crf`, `crf_to_softmax`, `softmax_to_crf` | `structural`, stating Wang et al.'s case 1a, 2a, 3 |
+| `local_substructure` | Lin et al.'s score matching (MSE or KL on local potentials) |
+| `label_smoothing`, `partial_teacher`, `similarity_teacher` | Tang et al.'s synthetic teachers |
+"""
+
+import torch
+from tango.common import Registrable
+
+from structkd_plugin.distillation.knowledge import TaggerScores, TeacherKnowledge, Temperature
+
+
+class KDObjective(Registrable):
+    """A distillation loss between a teacher's knowledge and a student's scores."""
+
+    default_implementation = "structural"
+
+    def needs(self, student: TaggerScores) -> set[str]:
+        """What this objective asks of the teacher (a subset of `knowledge.KNOWLEDGE`)."""
+        raise NotImplementedError
+
+    def check_pair(self, teacher_is_crf: bool, student_is_crf: bool) -> None:
+        """Raises when this objective cannot distill this kind of teacher into this kind of student."""
+
+    def loss(
+        self,
+        teacher: TeacherKnowledge,
+        student: TaggerScores,
+        temperature: Temperature,
+        gold_tags: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """One loss per sentence, `[B]`."""
+        raise NotImplementedError
+
+
+def kind(is_crf: bool) -> str:
+    return "crf" if is_crf else "softmax"
+
+
+def _masked_sum(per_position: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Sums `[B, n]` values over real positions: `[B]`."""
+    return per_position.masked_fill(~mask, 0.0).sum(dim=-1)
+
+
+def _cross_entropy(target: torch.Tensor, log_probs: torch.Tensor) -> torch.Tensor:
+    """-sum target * log_probs over the last dimension, with 0 * log 0 = 0 (and 0 * -inf = 0)."""
+    return -torch.where(target > 0, target * log_probs, torch.zeros_like(log_probs)).sum(dim=-1)
+
+
+def _student_log_marginals(student: TaggerScores, temperature: float) -> torch.Tensor:
+    """log P_s(y_i = b) `[B, n, L]`, differentiable (forward-backward for a CRF student)."""
+    if student.is_crf:
+        return student.distribution(temperature).unary_marginals().clamp_min(1e-30).log()
+    return (student.emissions / temperature).log_softmax(dim=-1)
+
+
+@KDObjective.register("none")
+class NoDistillation(KDObjective):
+    """The baseline: no KD term (the gold loss alone trains the student)."""
+
+    def needs(self, student: TaggerScores) -> set[str]:
+        return set()
+
+    def loss(self, teacher, student, temperature, gold_tags=None):
+        return student.emissions.new_zeros(student.emissions.size(0))
+
+
+@KDObjective.register("token")
+class TokenDistillation(KDObjective):
+    """Hinton et al.: per token KL(softmax(e_t / T) || softmax(e_s / T)) * T^2.
+
+    Uses emissions only, so a CRF teacher's transitions are ignored. The temperature kind does
+    not matter here: token distributions are tempered by T on both sides."""
+
+    def needs(self, student):
+        return {"token_probs"}
+
+    def loss(self, teacher, student, temperature, gold_tags=None):
+        t = temperature.value
+        target = teacher.token_probs
+        log_student = (student.emissions / t).log_softmax(dim=-1)
+        kl = _cross_entropy(target, log_student) + (target * target.clamp_min(1e-30).log()).sum(dim=-1)
+        return _masked_sum(kl, student.mask) * t**2
+
+
+@KDObjective.register("posterior")
+class PosteriorDistillation(KDObjective):
+    """KL(P_t(y_i) || P_s(y_i)) between the forward-backward token marginals, per token, times T^2."""
+
+    def needs(self, student):
+        return {"unary"}
+
+    def loss(self, teacher, student, temperature, gold_tags=None):
+        target = teacher.unary
+        log_student = _student_log_marginals(student, temperature.value)
+        kl = _cross_entropy(target, log_student) + (target * target.clamp_min(1e-30).log()).sum(dim=-1)
+        return _masked_sum(kl, student.mask) * temperature.value**2
+
+
+@KDObjective.register("top_k")
+class TopKDistillation(KDObjective):
+    """Kim & Rush's sequence-level KD: the student's NLL of the teacher's K best sequences.
+
+    # Parameters
+
+    k : `int`
+        How many of the teacher's best sequences to imitate.
+    weighted : `bool`
+        Top-WK: weight each sequence by its teacher probability renormalized over the K; otherwise
+        the K sequences count equally. Sequences that do not exist (a sentence with fewer than K
+        possible taggings) get weight zero. Temperature does not apply (the K best do not change).
+    """
+
+    def __init__(self, k: int = 5, weighted: bool = False) -> None:
+        if k < 1:
+            raise ValueError(f"top_k needs k >= 1, not {k}")
+        self.k = k
+        self.weighted = weighted
+
+    def needs(self, student):
+        return {"kbest"}
+
+    def loss(self, teacher, student, temperature, gold_tags=None):
+        distribution = student.distribution()
+        batch, k, n = teacher.kbest_tags.shape
+        flat_tags = teacher.kbest_tags.reshape(batch * k, n)
+        # Score all K sequences at once by repeating the student's scores K times.
+        repeated = TaggerScores(
+            emissions=student.emissions.repeat_interleave(k, dim=0),
+            mask=student.mask.repeat_interleave(k, dim=0),
+            transitions=student.transitions,
+            start=student.start,
+            end=student.end,
+        ).distribution()
+        log_probs = (repeated.log_score(flat_tags).reshape(batch, k) - distribution.log_partition()[:, None])
+        exists = torch.isfinite(teacher.kbest_log_probs)
+        if self.weighted:
+            weights = teacher.kbest_log_probs.masked_fill(~exists, float("-inf")).softmax(dim=-1)
+        else:
+            weights = exists.to(log_probs.dtype) / exists.sum(dim=-1, keepdim=True)
+        return -(weights * log_probs.masked_fill(~exists, 0.0)).sum(dim=-1)
+
+
+@KDObjective.register("structural")
+class StructuralDistillation(KDObjective):
+    """Wang et al.'s factorized KD: -sum_y p_t(y) log p_s(y), computed over the student's substructures.
+
+        L = log Z_s - sum_u P_t(u) s_s(u)
+
+    For a CRF student the substructures are tag bigrams plus the first and last tags, so the
+    teacher's pairwise and unary marginals are needed (a softmax teacher's pairwise marginals are
+    products of its independent unary ones: case 3); for a softmax student they are single tags and
+    the loss is a sum of per-token cross-entropies (case 2a). With temperature T the student's
+    scores are divided by T and the loss is multiplied by T^2.
+
+    A student constrained by its tag scheme (-inf transitions) cannot represent structures the
+    teacher may give mass to (a softmax teacher's independent tags can form O -> I-PER); that
+    mass has no student score to pull on and is left out of the sum rather than making it infinite.
+    """
+
+    def needs(self, student):
+        return {"unary", "pairwise"} if student.is_crf else {"unary"}
+
+    def loss(self, teacher, student, temperature, gold_tags=None):
+        t = temperature.value
+        distribution = student.distribution(t)
+        mask = student.mask
+        unary_term = _masked_sum((teacher.unary * student.emissions / t).sum(dim=-1), mask)
+        expected_score = unary_term
+        if student.is_crf:
+            finite = torch.isfinite(student.transitions)
+            transitions = torch.where(finite, student.transitions, torch.zeros_like(student.transitions)) / t
+            expected_score = expected_score + (teacher.pairwise * transitions).sum(dim=(-1, -2, -3))
+            lengths = mask.sum(dim=-1)
+            first = teacher.unary[:, 0]
+            last = teacher.unary.gather(1, (lengths - 1).clamp_min(0)[:, None, None].expand(-1, 1, teacher.unary.size(-1))).squeeze(1)
+            for boundary, marginals in ((student.start, first), (student.end, last)):
+                if boundary is not None:
+                    finite_boundary = torch.where(torch.isfinite(boundary), boundary, torch.zeros_like(boundary))
+                    expected_score = expected_score + (marginals * finite_boundary / t).sum(dim=-1)
+        return (distribution.log_partition() - expected_score) * t**2
+
+
+class _ScenarioStructural(StructuralDistillation):
+    """`structural`, restricted to the one teacher/student pair a config says it means."""
+
+    teacher_is_crf: bool
+    student_is_crf: bool
+
+    def check_pair(self, teacher_is_crf, student_is_crf):
+        if (teacher_is_crf, student_is_crf) != (self.teacher_is_crf, self.student_is_crf):
+            raise ValueError(
+                f"objective {self.name!r} distills a {kind(self.teacher_is_crf)} teacher into a "
+                f"{kind(self.student_is_crf)} student, but the teacher is a {kind(teacher_is_crf)} "
+                f"tagger and the student a {kind(student_is_crf)} tagger"
+            )
+
+
+@KDObjective.register("crf_to_crf")
+class CrfToCrf(_ScenarioStructural):
+    """Case 1a: tag-bigram marginals of a CRF teacher into a CRF student."""
+
+    name, teacher_is_crf, student_is_crf = "crf_to_crf", True, True
+
+
+@KDObjective.register("crf_to_softmax")
+class CrfToSoftmax(_ScenarioStructural):
+    """Case 2a: unary marginals of a CRF teacher into a softmax student."""
+
+    name, teacher_is_crf, student_is_crf = "crf_to_softmax", True, False
+
+
+@KDObjective.register("softmax_to_crf")
+class SoftmaxToCrf(_ScenarioStructural):
+    """Case 3: products of a softmax teacher's independent marginals into a CRF student."""
+
+    name, teacher_is_crf, student_is_crf = "softmax_to_crf", False, True
+
+
+@KDObjective.register("local_substructure")
+class LocalSubstructure(KDObjective):
+    """Lin et al. (2022): match local potentials without any dynamic program.
+
+    # Parameters
+
+    transitions : `bool`
+        Match e_i(b) + A(a, b) for all a, b ("with transitions"), or the emissions e_i(b) only.
+    distance : `str`
+        "mse": mean squared error over the positions' potentials, averaged per position;
+        "kl": per position KL between the softmaxes of the teacher's and the student's local
+        potentials. Both sum over the sentence's real positions. Entries that either side
+        forbids (-inf) are left out.
+    """
+
+    def __init__(self, transitions: bool = True, distance: str = "mse") -> None:
+        if distance not in ("mse", "kl"):
+            raise ValueError(f"local_substructure distance must be 'mse' or 'kl', not {distance!r}")
+        self.transitions = transitions
+        self.distance = distance
+
+    def needs(self, student):
+        return {"scores"}
+
+    def _potentials(self, scores: TaggerScores) -> torch.Tensor:
+        """`[B, n, K]`: each position's local potentials, flattened."""
+        if not self.transitions:
+            return scores.emissions
+        labels = scores.emissions.size(-1)
+        transitions = scores.transitions if scores.is_crf else scores.emissions.new_zeros(labels, labels)
+        return (scores.emissions[:, :, None, :] + transitions).flatten(start_dim=2)
+
+    def loss(self, teacher, student, temperature, gold_tags=None):
+        teacher_potentials = self._potentials(teacher.scores)
+        student_potentials = self._potentials(student)
+        finite = torch.isfinite(teacher_potentials) & torch.isfinite(student_potentials)
+        if self.distance == "mse":
+            squared = torch.where(finite, student_potentials - teacher_potentials, torch.zeros_like(student_potentials)) ** 2
+            per_position = squared.sum(dim=-1) / finite.sum(dim=-1).clamp_min(1)
+        else:
+            minus_inf = torch.full_like(student_potentials, float("-inf"))
+            target = torch.where(finite, teacher_potentials, minus_inf).softmax(dim=-1)
+            log_student = torch.where(finite, student_potentials, minus_inf).log_softmax(dim=-1)
+            per_position = _cross_entropy(target, log_student) + (target * target.clamp_min(1e-30).log()).sum(dim=-1)
+        return _masked_sum(per_position, student.mask)
+
+
+class _SyntheticTeacher(KDObjective):
+    """Tang et al.'s diagnostic teachers: a synthetic per-position distribution q_i, then
+    sum_i CE(q_i, P_s(y_i)) against the student's token marginals. They need gold tags."""
+
+    def needs(self, student):
+        return {"unary"}
+
+    def synthetic(self, teacher: TeacherKnowledge, student: TaggerScores, gold_tags: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, teacher, student, temperature, gold_tags=None):
+        if gold_tags is None:
+            raise ValueError(f"objective {type(self).__name__} builds its teacher from gold tags; this batch has none")
+        target = self.synthetic(teacher, student, gold_tags)
+        return _masked_sum(_cross_entropy(target, _student_log_marginals(student, 1.0)), student.mask)
+
+
+@KDObjective.register("label_smoothing")
+class LabelSmoothingTeacher(_SyntheticTeacher):
+    """The "universe" level: q = (1 - eps) one-hot(gold) + eps uniform.
+
+    # Parameters
+
+    epsilon : `float`, optional
+        The smoothing mass. By default the real teacher's average non-gold mass on the batch's
+        real tokens, which isolates what label smoothing alone explains of the teacher's effect.
+    """
+
+    def __init__(self, epsilon: float | None = None) -> None:
+        self.epsilon = epsilon
+
+    def synthetic(self, teacher, student, gold_tags):
+        labels = teacher.unary.size(-1)
+        gold = torch.nn.functional.one_hot(gold_tags, labels).to(teacher.unary.dtype)
+        if self.epsilon is None:
+            gold_mass = (teacher.unary * gold).sum(dim=-1)
+            epsilon = (1 - gold_mass)[student.mask].mean()
+        else:
+            epsilon = torch.tensor(self.epsilon, dtype=gold.dtype)
+        return (1 - epsilon) * gold + epsilon / labels
+
+
+@KDObjective.register("partial_teacher")
+class PartialTeacher(_SyntheticTeacher):
+    """The "instance-specific" level: keep the teacher's probability of the gold label, spread the
+    rest uniformly over the other labels (gradient rescaling by the teacher's confidence)."""
+
+    def synthetic(self, teacher, student, gold_tags):
+        labels = teacher.unary.size(-1)
+        gold = torch.nn.functional.one_hot(gold_tags, labels).to(teacher.unary.dtype)
+        gold_mass = (teacher.unary * gold).sum(dim=-1, keepdim=True)
+        return gold * gold_mass + (1 - gold) * (1 - gold_mass) / max(labels - 1, 1)
+
+
+@KDObjective.register("similarity_teacher")
+class SimilarityTeacher(_SyntheticTeacher):
+    """The "domain" level: only the similarity between labels, q = softmax_k(cos(w_gold, w_k) / alpha)
+    from the teacher's output-layer label vectors w.
+
+    # Parameters
+
+    alpha : `float`
+        The softmax temperature of the cosine similarities.
+    """
+
+    def __init__(self, alpha: float = 0.1) -> None:
+        self.alpha = alpha
+
+    def needs(self, student):
+        return {"scores"}
+
+    def synthetic(self, teacher, student, gold_tags):
+        vectors = teacher.scores.label_vectors
+        if vectors is None:
+            raise ValueError("similarity_teacher needs the teacher's label vectors; this teacher does not expose them")
+        normalized = torch.nn.functional.normalize(vectors, dim=-1)
+        similarity = ((normalized @ normalized.T) / self.alpha).softmax(dim=-1)
+        return similarity[gold_tags]

@@ -1,0 +1,210 @@
+"""A frozen teacher's knowledge, computed once and kept on disk.
+
+A frozen teacher gives the same marginals every epoch, so distillation precomputes them before
+training and reads them back per batch. One cache file holds one dataset's `TeacherKnowledge`,
+sentence after sentence, concatenated along tokens (safetensors, float16 by default), with the
+instances' keys in a JSON sidecar. Its name is a hash of everything the content depends on: the
+teacher archive's bytes, the data files' bytes, what the objective needs, the temperature, K and
+the student's labels; so runs and seeds with the same teacher and data share it, and anything that
+changes the content gets a new file.
+
+Pairwise marginals are L^2 numbers per token; `pairwise_top_k` keeps only the k largest of each
+token (renormalized to sum to one) to bound memory.
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from structkd_plugin.distillation.knowledge import TaggerScores, TeacherKnowledge
+
+# Per-token tensors stored concatenated along tokens; kbest_log_probs is per sentence.
+_PER_TOKEN = ("unary", "pairwise", "token_probs", "kbest_tags", "emissions")
+
+
+def instance_key(instance: dict) -> str:
+    """Where an instance comes from: its file and line (set by every reader), else its words."""
+    metadata = instance.get("metadata", {})
+    if "source" in metadata and "line" in metadata:
+        return f"{metadata['source']}:{metadata['line']}"
+    return " ".join(instance["words"])
+
+
+def file_digest(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cache_key(teacher_digests: list[str], data_files: list[str], description: dict) -> str:
+    """The cache file's name: a hash of the teachers, the data files' contents and `description`
+    (what is stored, temperature, K, the student's labels, ...)."""
+    digest = hashlib.sha256()
+    for part in sorted(teacher_digests) + sorted(file_digest(path) for path in data_files):
+        digest.update(part.encode())
+    digest.update(json.dumps(description, sort_keys=True).encode())
+    return digest.hexdigest()[:32]
+
+
+class TeacherCache:
+    """One dataset's teacher knowledge, in memory, with vectorized per-batch lookup.
+
+    Build it with `TeacherCache.build(...)` (or `load`); `lookup(instances)` returns the padded
+    `TeacherKnowledge` of a batch, or None when some instance is not cached.
+    """
+
+    def __init__(self, tensors: dict[str, torch.Tensor], keys: list[str], info: dict) -> None:
+        self.tensors = tensors
+        self.index = {key: i for i, key in enumerate(keys)}
+        self.keys = keys
+        self.info = info
+        lengths = tensors["lengths"]
+        self.offsets = torch.cat([lengths.new_zeros(1), lengths.cumsum(0)])
+
+    # ------------------------------------------------------------------ writing
+
+    @classmethod
+    def build(
+        cls,
+        path: Path,
+        keys: list[str],
+        knowledge_batches,
+        storage_dtype: torch.dtype = torch.float16,
+        pairwise_top_k: int | None = None,
+    ) -> "TeacherCache":
+        """Concatenates `knowledge_batches` (an iterable of TeacherKnowledge, in the order of
+        `keys`), stores them atomically at `path`, and returns the cache."""
+        parts: dict[str, list[torch.Tensor]] = {}
+        shared: dict[str, torch.Tensor] = {}
+        lengths = []
+        for knowledge in knowledge_batches:
+            mask = knowledge.mask
+            lengths.append(mask.sum(-1))
+            for name, tensor in _flatten(knowledge).items():
+                if name in _PER_TOKEN:
+                    parts.setdefault(name, []).append(_per_token(name, tensor, mask))
+                elif name == "kbest_log_probs":
+                    parts.setdefault(name, []).append(tensor)
+                else:  # the teacher's transitions, start, end, label vectors: the same for every batch
+                    shared[name] = tensor
+        tensors = {name: torch.cat(chunks) for name, chunks in parts.items()}
+        tensors.update(shared)
+        tensors["lengths"] = torch.cat(lengths)
+        if len(keys) != tensors["lengths"].numel():
+            raise ValueError(f"the teacher cache got {tensors['lengths'].numel()} sentences for {len(keys)} keys")
+        if pairwise_top_k is not None and "pairwise" in tensors:
+            flat = tensors.pop("pairwise").flatten(start_dim=1)
+            values, indices = flat.topk(min(pairwise_top_k, flat.size(-1)), dim=-1)
+            tensors["pairwise_values"], tensors["pairwise_indices"] = values, indices.to(torch.int32)
+            tensors["pairwise_size"] = torch.tensor(flat.size(-1))
+        for name, tensor in tensors.items():
+            if tensor.is_floating_point() and name != "kbest_log_probs":
+                tensors[name] = tensor.to(storage_dtype)
+        tensors = {name: tensor.contiguous() for name, tensor in tensors.items()}
+        info = {"pairwise_top_k": pairwise_top_k, "sentences": len(keys)}
+        _save_atomically(path, tensors, keys, info)
+        return cls(tensors, keys, info)
+
+    @classmethod
+    def load(cls, path: Path) -> "TeacherCache | None":
+        """The cache stored at `path`, or None if there is none (or it is unreadable)."""
+        sidecar = path.with_suffix(".json")
+        if not (path.exists() and sidecar.exists()):
+            return None
+        try:
+            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+            return cls(load_file(str(path)), meta["keys"], meta["info"])
+        except (OSError, ValueError, KeyError):
+            return None  # a damaged cache is recomputed, never trusted
+
+    # ------------------------------------------------------------------ reading
+
+    def lookup(self, instances: list[dict]) -> TeacherKnowledge | None:
+        """The padded knowledge of these instances, or None if any of them is not cached."""
+        try:
+            rows = torch.tensor([self.index[instance_key(instance)] for instance in instances])
+        except KeyError:
+            return None
+        lengths = self.tensors["lengths"][rows]
+        positions = torch.arange(int(lengths.max()))
+        mask = positions[None, :] < lengths[:, None]
+        # Flat token index of every (sentence, position); padding points at token 0 and is zeroed.
+        flat = torch.where(mask, self.offsets[rows][:, None] + positions[None, :], 0)
+        knowledge = TeacherKnowledge(mask=mask)
+
+        def tokens(name: str) -> torch.Tensor:
+            values = self.tensors[name][flat]
+            values = values.float() if values.is_floating_point() else values.long()
+            return values * mask.view(*mask.shape, *([1] * (values.dim() - 2))).to(values.dtype)
+
+        if "unary" in self.tensors:
+            knowledge.unary = tokens("unary")
+        if "token_probs" in self.tensors:
+            knowledge.token_probs = tokens("token_probs")
+        if "pairwise" in self.tensors:
+            knowledge.pairwise = tokens("pairwise")
+        elif "pairwise_values" in self.tensors:
+            knowledge.pairwise = self._pruned_pairwise(flat, mask, knowledge.unary)
+        if "kbest_tags" in self.tensors:
+            knowledge.kbest_tags = tokens("kbest_tags").transpose(1, 2)
+            knowledge.kbest_log_probs = self.tensors["kbest_log_probs"][rows].float()
+        if "emissions" in self.tensors:
+            knowledge.scores = TaggerScores(
+                emissions=tokens("emissions"),
+                mask=mask,
+                **{name: self.tensors[name].float() for name in ("transitions", "start", "end", "label_vectors") if name in self.tensors},
+            )
+        return knowledge
+
+    def _pruned_pairwise(self, flat: torch.Tensor, mask: torch.Tensor, unary: torch.Tensor | None) -> torch.Tensor:
+        size = int(self.tensors["pairwise_size"])
+        labels = int(round(size**0.5))
+        values = self.tensors["pairwise_values"][flat].float()
+        total = values.sum(-1, keepdim=True)
+        values = torch.where(total > 0, values / total.clamp_min(1e-30), values)  # the kept mass sums to one
+        dense = values.new_zeros(*flat.shape, size).scatter_(-1, self.tensors["pairwise_indices"][flat].long(), values)
+        dense = dense * mask[..., None]
+        dense[:, 0] = 0  # entry 0 has no previous tag
+        return dense.view(*flat.shape, labels, labels)
+
+
+def _flatten(knowledge: TeacherKnowledge) -> dict[str, torch.Tensor]:
+    """The knowledge's tensors by storage name (the teacher's scores stored beside the marginals)."""
+    tensors = {name: tensor for name, tensor in knowledge.tensors().items() if name != "mask"}
+    if knowledge.scores is not None:
+        scores = knowledge.scores
+        tensors["emissions"] = scores.emissions
+        for name in ("transitions", "start", "end", "label_vectors"):
+            if getattr(scores, name) is not None:
+                tensors[name] = getattr(scores, name)
+    return tensors
+
+
+def _per_token(name: str, tensor: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Keeps the real tokens of a padded `[B, n, ...]` tensor (`[B, K, n]` for k-best tags)."""
+    if name == "kbest_tags":
+        tensor = tensor.transpose(1, 2)
+    return tensor[mask].detach().cpu()
+
+
+def _save_atomically(path: Path, tensors: dict[str, torch.Tensor], keys: list[str], info: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for target, write in (
+        (path, lambda tmp: save_file(tensors, tmp)),
+        (path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps({"keys": keys, "info": info}), encoding="utf-8")),
+    ):
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        os.close(handle)
+        try:
+            write(tmp)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)

@@ -1,0 +1,80 @@
+"""A locally normalized tag distribution: every position independent, p(y) = prod_i softmax(e_i)(y_i).
+
+This is what a softmax (MaxEnt) tagger defines. It is the linear-chain CRF with zero transitions,
+start and end scores, and offers the same methods as `LinearChainCRF`, so distillation objectives
+treat both students and both teachers alike; but everything has a closed form here (no dynamic
+program), which keeps a softmax student as cheap as plain cross-entropy:
+
+    log Z = sum_i logsumexp_b e_i(b)
+    P(y_i = b) = softmax(e_i)(b)
+    P(y_{i-1} = a, y_i = b) = P(y_{i-1} = a) P(y_i = b)   (Wang et al.'s case 3)
+
+Shapes: `emissions [B, n, L]`, `mask [B, n]` bool (real tokens a prefix of each row).
+"""
+
+import torch
+
+from structkd_plugin.structures.linear_chain_crf import LinearChainCRF
+
+
+class IndependentTags:
+    """Independent per-position softmax distributions over L tags, batched and masked.
+
+    # Parameters
+
+    emissions : `torch.Tensor [B, n, L]`
+        Label scores; -inf forbids a label at a position.
+    mask : `torch.BoolTensor [B, n]`
+        True at real tokens.
+    temperature : `float`
+        Divides all scores.
+    """
+
+    def __init__(self, emissions: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0) -> None:
+        self.emissions = emissions / temperature
+        self.mask = mask
+        self.temperature = temperature
+        self._log_probs = None
+
+    def log_probs(self) -> torch.Tensor:
+        """Per-position log-probabilities `[B, n, L]` (zero at padding)."""
+        if self._log_probs is None:
+            log_probs = self.emissions.log_softmax(dim=-1)
+            self._log_probs = log_probs.masked_fill(~self.mask[..., None], 0.0)
+        return self._log_probs
+
+    def log_partition(self) -> torch.Tensor:
+        """`[B]`: sum over real positions of logsumexp of the scores."""
+        return (self.emissions.logsumexp(dim=-1) * self.mask).sum(dim=-1)
+
+    def log_score(self, tags: torch.Tensor) -> torch.Tensor:
+        """`[B]`: the (tempered) score of `tags [B, n]`, padding ignored."""
+        picked = self.emissions.gather(-1, tags[..., None]).squeeze(-1)
+        return picked.masked_fill(~self.mask, 0.0).sum(dim=-1)
+
+    def unary_marginals(self) -> torch.Tensor:
+        """`[B, n, L]`: P(y_i = b), zero at padding."""
+        return self.log_probs().exp() * self.mask[..., None]
+
+    def pairwise_marginals(self) -> torch.Tensor:
+        """`[B, n, L, L]`: entry i holds P(y_{i-1} = a, y_i = b); entry 0 and padding are zero."""
+        unary = self.unary_marginals()
+        pairwise = unary[:, :-1, :, None] * unary[:, 1:, None, :]
+        return torch.cat([torch.zeros_like(pairwise[:, :1]), pairwise], dim=1)
+
+    def viterbi(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(tags [B, n], scores [B])`: each position's best label (padding tags 0)."""
+        scores, tags = self.emissions.max(dim=-1)
+        return tags.masked_fill(~self.mask, 0), scores.masked_fill(~self.mask, 0.0).sum(dim=-1)
+
+    def kbest(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(tags [B, k, n], scores [B, k])`: the k best distinct sequences, best first."""
+        return self._as_crf().kbest(k)
+
+    def entropy(self) -> torch.Tensor:
+        """`[B]`: the sum of the positions' entropies."""
+        return -(self.unary_marginals() * self.log_probs()).sum(dim=(-1, -2))
+
+    def _as_crf(self) -> LinearChainCRF:
+        labels = self.emissions.size(-1)
+        return LinearChainCRF(self.emissions, self.emissions.new_zeros(labels, labels), self.mask)

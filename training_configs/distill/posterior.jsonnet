@@ -1,0 +1,2 @@
+// KL between the teacher's and the student's forward-backward token marginals.
+(import "base.libsonnet")({ type: "posterior" })
