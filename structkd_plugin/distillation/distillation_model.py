@@ -1,6 +1,7 @@
 """`distillation`: trains a student model to imitate one or more frozen, archived teachers."""
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,9 @@ class DistillationModel(Model):
         Where cache files live; defaults to `$STRUCTKD_CACHE` or `~/.cache/structkd/teachers`.
     pairwise_top_k : `int`, optional
         Keep only the k largest pairwise marginals per token in the cache (bounds memory).
+    teacher_cache_dtype : `str`
+        How the cache stores marginals: "float16" (half the memory) or "float32" (exactly what
+        the online teacher computes).
     """
 
     def __init__(
@@ -90,6 +94,7 @@ class DistillationModel(Model):
         teacher_cache: bool = False,
         teacher_cache_dir: str | None = None,
         pairwise_top_k: int | None = None,
+        teacher_cache_dtype: str = "float16",
     ) -> None:
         super().__init__(vocab)
         if lambda_schedule not in ("constant", "teacher_annealing"):
@@ -115,8 +120,12 @@ class DistillationModel(Model):
             self.label_maps[name] = None if same else marginal_conversion_matrix(teacher.labels, student_labels)
             self.objective.check_pair(isinstance(teacher, CrfTagger), isinstance(self.student, CrfTagger))
         self.use_cache = teacher_cache
-        self.cache_dir = Path(teacher_cache_dir or Path.home() / ".cache" / "structkd" / "teachers")
+        default_dir = Path(os.environ.get("STRUCTKD_CACHE", Path.home() / ".cache" / "structkd")) / "teachers"
+        self.cache_dir = Path(teacher_cache_dir) if teacher_cache_dir else default_dir
         self.pairwise_top_k = pairwise_top_k
+        if teacher_cache_dtype not in ("float16", "float32"):
+            raise ValueError(f"teacher_cache_dtype must be 'float16' or 'float32', not {teacher_cache_dtype!r}")
+        self.cache_dtype = getattr(torch, teacher_cache_dtype)
         self.caches: list[TeacherCache] = []
         self.progress = 0.0
 
@@ -212,6 +221,7 @@ class DistillationModel(Model):
             "k": getattr(self.objective, "k", 1),
             "student_labels": list(self.student.labels),
             "pairwise_top_k": self.pairwise_top_k,
+            "dtype": str(self.cache_dtype),
             "teacher_key": self.teacher_key if len(self.teachers) > 1 else None,
         }
         teacher_digests = [f"{name}={file_digest(path)}" for name, path in self.teacher_archives.items()]
@@ -229,6 +239,7 @@ class DistillationModel(Model):
                     path,
                     [instance_key(instance) for instance in instances],
                     (self._teacher_knowledge(batch, student_is_crf) for batch in batches),
+                    storage_dtype=self.cache_dtype,
                     pairwise_top_k=self.pairwise_top_k,
                 )
             else:

@@ -135,10 +135,21 @@ def teacher_knowledge(
         knowledge.kbest_log_probs = scores - teacher.distribution().log_partition()[:, None]
         knowledge.kbest_tags = label_map.argmax(dim=-1)[tags] if label_map is not None else tags
     if "scores" in needs:
-        if label_map is not None:
-            raise ValueError(
-                "this objective matches the teacher's and the student's scores label by label, so both "
-                "must use the same label set; the teacher's labels map onto different student labels"
-            )
-        knowledge.scores = teacher
+        knowledge.scores = teacher if label_map is None else _reordered(teacher, label_map)
     return knowledge
+
+
+def _reordered(scores: TaggerScores, label_map: torch.Tensor) -> TaggerScores:
+    """The teacher's scores in the student's label order, when both have the same labels in another
+    order (a permutation); objectives that match scores label by label need nothing less."""
+    is_permutation = label_map.size(0) == label_map.size(1) and bool((label_map.sum(0) == 1).all())
+    if not is_permutation:
+        raise ValueError(
+            "this objective matches the teacher's and the student's scores label by label, so both "
+            "must use the same label set; the teacher's labels map onto different student labels"
+        )
+    order = label_map.argmax(dim=0)  # for each student label, the teacher label it is
+    pick = lambda tensor: None if tensor is None else tensor[..., order]  # noqa: E731
+    transitions = None if scores.transitions is None else scores.transitions[order][:, order]
+    vectors = None if scores.label_vectors is None else scores.label_vectors[order]
+    return TaggerScores(pick(scores.emissions), scores.mask, transitions, pick(scores.start), pick(scores.end), vectors)

@@ -306,3 +306,16 @@ def test_knowledge_names_are_checked():
     with pytest.raises(ValueError, match="unknown teacher knowledge"):
         teacher_knowledge(random_scores(True, 28), {"marginals"}, Temperature())
     assert set(KNOWLEDGE) >= {"unary", "pairwise"}
+
+
+def test_score_matching_reorders_a_teacher_whose_labels_come_in_another_order():
+    teacher, student = random_scores(True, 29), random_scores(True, 30)
+    order = [2, 0, 1]  # the student's label j is the teacher's label order[j]
+    label_map = torch.zeros(LABELS, LABELS, dtype=torch.float64)
+    label_map[order, range(LABELS)] = 1
+    obj = objective("local_substructure")
+    loss = obj.loss(knowledge_for(obj, teacher, student, Temperature(), label_map=label_map), student, Temperature())
+    reordered = TaggerScores(
+        teacher.emissions[..., order], teacher.mask, teacher.transitions[order][:, order], teacher.start[order], teacher.end[order]
+    )
+    assert torch.allclose(loss, obj.loss(knowledge_for(obj, reordered, student, Temperature()), student, Temperature()))
