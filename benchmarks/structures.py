@@ -388,8 +388,10 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[20, 50, 100])
     parser.add_argument("--labels", type=int, nargs="+", default=[9, 20])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is the repeatable setting on a shared machine)")
     parser.add_argument("--output", help="also write the markdown table to this file")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     header = [
         f"Batch {BATCH}, float32, CPU ({platform.processor() or platform.machine()}, "
