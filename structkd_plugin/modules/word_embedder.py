@@ -22,7 +22,7 @@ import torch
 from tango.common.exceptions import ConfigurationError
 
 from structkd_plugin.data.batching import pad_sequences
-from structkd_plugin.data.vocabulary import Vocabulary
+from structkd_plugin.data.vocabulary import UNKNOWN_TOKEN, Vocabulary
 from structkd_plugin.modules.token_embedder import TokenEmbedder
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,9 @@ class WordEmbedder(TokenEmbedder):
     trainable : `bool`
         Whether the matrix is updated during training.
     lowercase : `bool`
-        Lowercase words before the lookup (the vocabulary should then hold lowercase words).
+        Look words up case-insensitively: "Lisboa", "lisboa" and "LISBOA" share the row of the
+        vocabulary's most frequent casing (the vocabulary counts words as written, so a word seen
+        only capitalized is still known). Other casings' rows go unused.
     """
 
     def __init__(
@@ -62,6 +64,11 @@ class WordEmbedder(TokenEmbedder):
         self.vocab = vocab
         self.namespace = namespace
         self.lowercase = lowercase
+        if lowercase:
+            # Vocabulary indices go by frequency, so the first casing met is the most frequent.
+            self.lowercase_index: dict[str, int] = {}
+            for index, token in sorted(vocab.get_index_to_token_vocabulary(namespace).items()):
+                self.lowercase_index.setdefault(token.lower(), index)
         vocab_size = vocab.get_vocab_size(namespace)
         if pretrained_file is None:
             weight = torch.nn.init.xavier_uniform_(torch.empty(vocab_size, embedding_dim))
@@ -75,10 +82,11 @@ class WordEmbedder(TokenEmbedder):
     def tensorize(self, words: list[list[str]]) -> dict[str, torch.Tensor]:
         """`{"token_ids": [B, n]}`, padded with 0."""
         if self.lowercase:
-            words = [[word.lower() for word in sentence] for sentence in words]
-        token_ids, _ = pad_sequences(
-            [[self.vocab.get_token_index(word, self.namespace) for word in sentence] for sentence in words]
-        )
+            unknown = self.vocab.get_token_index(UNKNOWN_TOKEN, self.namespace)
+            ids = [[self.lowercase_index.get(word.lower(), unknown) for word in sentence] for sentence in words]
+        else:
+            ids = [[self.vocab.get_token_index(word, self.namespace) for word in sentence] for sentence in words]
+        token_ids, _ = pad_sequences(ids)
         return {"token_ids": token_ids}
 
     def forward(self, tensors: dict[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:

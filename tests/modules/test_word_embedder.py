@@ -98,3 +98,14 @@ def test_from_params_receives_the_vocabulary_extra():
     )
     assert isinstance(embedder, WordEmbedder)
     assert embedder.weight.shape == (4, 6) and embedder.get_output_dim() == 6
+
+
+def test_lowercase_lookup_is_case_insensitive_over_the_vocabulary_as_written():
+    from structkd_plugin.data import Vocabulary
+
+    vocab = Vocabulary.from_instances([{"words": ["Lisboa", "Lisboa", "lisboa", "Porto"]}])
+    embedder = WordEmbedder(vocab, embedding_dim=4, lowercase=True)
+    ids = embedder.tensorize([["LISBOA", "lisboa", "porto", "Faro"]])["token_ids"][0].tolist()
+    assert ids[0] == ids[1] == vocab.get_token_index("Lisboa", "tokens")  # the most frequent casing
+    assert ids[2] == vocab.get_token_index("Porto", "tokens")  # seen only capitalized, still known
+    assert ids[3] == vocab.get_token_index("@@UNKNOWN@@", "tokens")
