@@ -27,7 +27,7 @@ from structkd_plugin.commands.cli import cli, include_package_option, overrides_
 from structkd_plugin.config import check_registered_name, explained_configuration_errors, import_plugins
 from structkd_plugin.data import DatasetReader, Instance
 from structkd_plugin.models.model import Model
-from structkd_plugin.training.trainer import move_to_device
+from structkd_plugin.data import move_to_device
 
 # The per-token columns written after the word for predictions without `heads`.
 TAGGING_COLUMNS = ("upos", "xpos", "tags")

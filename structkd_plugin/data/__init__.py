@@ -4,7 +4,7 @@ Importing this package registers the readers `conll2003`, `universal_ner`,
 `universal_dependencies` and `plain_text` with `DatasetReader`.
 """
 
-from structkd_plugin.data.batching import TokenBudgetBatchSampler, pad_sequences
+from structkd_plugin.data.batching import TokenBudgetBatchSampler, move_to_device, pad_sequences
 from structkd_plugin.data.conll2003 import Conll2003DatasetReader
 from structkd_plugin.data.dataset_reader import LABEL_KEYS, DataError, DatasetReader, Instance, without_labels
 from structkd_plugin.data.plain_text import PlainTextDatasetReader
@@ -25,6 +25,7 @@ __all__ = [
     "UniversalDependenciesDatasetReader",
     "UniversalNerDatasetReader",
     "Vocabulary",
+    "move_to_device",
     "pad_sequences",
     "without_labels",
 ]

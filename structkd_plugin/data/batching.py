@@ -10,10 +10,12 @@ number of sentences, then shuffles the order of the batches. All randomness come
 `pad_sequences` then turns the index lists of one batch into a padded `LongTensor` and its mask.
 """
 
+import dataclasses
 import math
 import random
 from collections.abc import Iterator, Sequence
 from itertools import chain
+from typing import Any
 
 import torch
 
@@ -164,3 +166,17 @@ def pad_sequences(sequences: Sequence[Sequence[int]], pad_value: int = 0) -> tup
     # Boolean indexing walks the mask row by row, i.e. in the order of the concatenated lists.
     values[mask] = torch.tensor(list(chain.from_iterable(sequences)), dtype=torch.long)
     return values, mask
+
+
+def move_to_device(batch: Any, device: torch.device) -> Any:
+    """`batch` with every tensor inside it (in dicts, lists, tuples, dataclasses) moved to `device`."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
+        fields = {field.name: move_to_device(getattr(batch, field.name), device) for field in dataclasses.fields(batch)}
+        return dataclasses.replace(batch, **fields)
+    if isinstance(batch, dict):
+        return {key: move_to_device(value, device) for key, value in batch.items()}
+    if isinstance(batch, list | tuple):
+        return type(batch)(move_to_device(value, device) for value in batch)
+    return batch

@@ -9,7 +9,7 @@ import torch
 from tango.common import Lazy
 
 from structkd_plugin.archival import load_archive
-from structkd_plugin.data import Vocabulary, without_labels
+from structkd_plugin.data import Vocabulary, move_to_device, without_labels
 from structkd_plugin.distillation.knowledge import TaggerScores, TeacherKnowledge, Temperature, teacher_knowledge
 from structkd_plugin.distillation.objectives import KDObjective
 from structkd_plugin.distillation.teacher_cache import TeacherCache, cache_key, file_digest, instance_key
@@ -194,14 +194,13 @@ class DistillationModel(Model):
             teacher = self.teachers[name]
             unlabeled = [without_labels(instances[i]) for i in rows]
             with torch.no_grad():
-                output = teacher(**teacher.tensorize(unlabeled))
+                output = teacher(**move_to_device(teacher.tensorize(unlabeled), teacher.device))
             knowledge = teacher_knowledge(tagger_scores(output), needs, self.temperature, self.label_maps[name], getattr(self.objective, "k", 1))
             parts.append((rows, knowledge))
         return parts[0][1] if len(parts) == 1 else _merge(parts, len(instances))
 
     def _online_knowledge(self, instances: list[Instance], student: TaggerScores) -> TeacherKnowledge:
-        knowledge = self._teacher_knowledge(instances, student.is_crf)
-        return _to_device(knowledge, student.emissions.device)
+        return move_to_device(self._teacher_knowledge(instances, student.is_crf), student.emissions.device)
 
     def _cached_knowledge(self, instances: list[Instance]) -> TeacherKnowledge | None:
         for cache in self.caches:
@@ -252,12 +251,6 @@ class _KindOnly:
 
     def __init__(self, is_crf: bool) -> None:
         self.is_crf = is_crf
-
-
-def _to_device(knowledge: TeacherKnowledge, device: torch.device) -> TeacherKnowledge:
-    for name, tensor in knowledge.tensors().items():
-        setattr(knowledge, name, tensor.to(device))
-    return knowledge
 
 
 def _merge(parts: list[tuple[list[int], TeacherKnowledge]], batch_size: int) -> TeacherKnowledge:

@@ -48,11 +48,11 @@ from tango.integrations.torch import LRScheduler, Optimizer
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from structkd_plugin.data import TokenBudgetBatchSampler
+from structkd_plugin.data import TokenBudgetBatchSampler, move_to_device
 from structkd_plugin.models.model import Instance, Model
 from structkd_plugin.training.checkpoint import Checkpointer, load_weights, save_weights, write_json
 
-__all__ = ["InstanceLoader", "Trainer", "evaluate", "move_to_device", "training_device"]
+__all__ = ["InstanceLoader", "InterleavedLoader", "Trainer", "evaluate", "training_device"]
 
 logger = logging.getLogger(__name__)
 
@@ -163,17 +163,6 @@ def training_device(cuda_device: int) -> torch.device:
     if dist.is_initialized():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return torch.device("cuda", cuda_device)
-
-
-def move_to_device(batch: Any, device: torch.device) -> Any:
-    """`batch` with every tensor inside it (in dicts, lists, tuples) moved to `device`."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device)
-    if isinstance(batch, dict):
-        return {key: move_to_device(value, device) for key, value in batch.items()}
-    if isinstance(batch, list | tuple):
-        return type(batch)(move_to_device(value, device) for value in batch)
-    return batch
 
 
 def evaluate(
