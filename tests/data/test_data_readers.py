@@ -360,3 +360,17 @@ def test_readers_are_registered_and_built_from_configs():
 def test_bad_reader_arguments_are_rejected(make_reader):
     with pytest.raises(ValueError):
         make_reader()
+
+
+def test_multilingual_reader_stamps_languages_and_rejects_a_plain_path():
+    import json as json_module
+
+    from structkd_plugin.data import MultilingualDatasetReader
+
+    reader = MultilingualDatasetReader(UniversalNerDatasetReader(), max_instances=35)
+    paths = {"en": str(FIXTURES / "ner" / "dev.iob2"), "xx": str(FIXTURES / "ner" / "test.iob2")}
+    instances = list(reader.read(json_module.dumps(paths)))
+    assert len(instances) == 35
+    assert [i["language"] for i in instances] == ["en"] * 30 + ["xx"] * 5
+    with pytest.raises(DataError, match="JSON object from language to file"):
+        list(reader.read(str(FIXTURES / "ner" / "dev.iob2")))

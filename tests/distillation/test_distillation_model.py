@@ -171,3 +171,13 @@ def test_several_teachers_are_picked_by_an_instance_field(teachers, tmp_path):
         assert torch.allclose(merged.pairwise[i, :n], alone.pairwise[0, :n], atol=1e-6)
     with pytest.raises(ValueError, match="no teacher for language='fr'"):
         model._teacher_knowledge([dict(instances[0], language="fr")], student_is_crf=True)
+
+
+def test_a_config_distills_two_monolingual_teachers_through_the_multilingual_reader(teachers, tmp_path):
+    config = distillation_config({"en": str(teachers["crf"]), "xx": str(teachers["bioes"])}, {"type": "structural"}, tmp_path / "cache")
+    config["dataset_reader"] = {"type": "multilingual", "reader": {"type": "universal_ner"}}
+    config["train_data_path"] = json.dumps({"en": str(FIXTURES / "train.iob2"), "xx": str(FIXTURES / "test.iob2")})
+    config["validation_data_path"] = json.dumps({"en": str(FIXTURES / "dev.iob2")})
+    config["model"]["teacher_cache"] = True
+    train_model(Params(config), tmp_path / "run")
+    assert isinstance(load_archive(tmp_path / "run" / "model.tar.gz").model, CrfTagger)

@@ -9,14 +9,17 @@ descends from h.
 
 Enumerating all (n + 1)^n head vectors is fine for n <= 5 (7776 candidates).
 
-Also: random padded batches of arc scores, and a check of a tree distribution (log Z, marginals,
-decode) against enumeration.
+Also: random padded batches of arc scores (with or without a planted winning tree), and a check
+of a tree distribution (log Z, marginals, decode) against enumeration.
 """
 
 import functools
 import itertools
 
 import torch
+
+# A padded batch of sentence lengths small enough to enumerate, with a single word and the longest first.
+LENGTHS = [5, 1, 3, 4, 2]
 
 
 def _is_tree(heads):
@@ -106,6 +109,25 @@ def random_arc_scores(seed, lengths, scale=1.0, dtype=torch.float64):
     scores = torch.randn(len(lengths), size, size, generator=generator, dtype=torch.float64) * scale
     mask = torch.arange(size)[None, :] <= torch.tensor(lengths)[:, None]
     return scores.to(dtype), mask
+
+
+def planted_arc_scores(seed, lengths, plant):
+    """Float32 normal arc scores ``[B, n+1, n+1]`` in which a planted tree of every sentence wins.
+
+    ``plant(generator, length, heads)`` writes a tree's heads of words 1..length into ``heads``
+    (long ``[length + 1]``, zeros), drawing from ``generator``; each planted arc gets 10 more.
+    Returns the scores, the mask ``[B, n+1]`` of ``lengths`` and the planted heads ``[B, n+1]``
+    (padding 0).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    size = max(lengths) + 1
+    scores = torch.randn(len(lengths), size, size, generator=generator)
+    mask = torch.arange(size)[None, :] <= torch.tensor(lengths)[:, None]
+    planted = torch.zeros(len(lengths), size, dtype=torch.long)
+    for b, length in enumerate(lengths):
+        plant(generator, length, planted[b, : length + 1])
+        scores[b, planted[b, 1 : length + 1], torch.arange(1, length + 1)] += 10.0
+    return scores, mask, planted
 
 
 def check_against_brute_force(tree, projective, atol):
