@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -32,8 +33,17 @@ def test_two_process_training_writes_a_loadable_archive(tmp_path):
         "tests.toy_model",
     ]
     environment = {**os.environ, "PYTHONPATH": str(REPOSITORY), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, cwd=REPOSITORY, env=environment, capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr[-3000:]
+    # A session of its own, so that a hang kills the workers with the launcher, not only the launcher.
+    launcher = subprocess.Popen(
+        command, cwd=REPOSITORY, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        _, stderr = launcher.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(launcher.pid, signal.SIGKILL)
+        launcher.communicate()
+        raise
+    assert launcher.returncode == 0, stderr[-3000:]
 
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["epoch"] == 1 and {"training_loss", "validation_accuracy", "test_f1-measure-overall"} <= set(metrics)
