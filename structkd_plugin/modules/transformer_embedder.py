@@ -35,8 +35,6 @@ from typing import Optional
 import torch
 from allennlp_light.modules.scalar_mix import ScalarMix
 from tango.common.exceptions import ConfigurationError
-from transformers import AutoModel, AutoTokenizer
-from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
 
 from structkd_plugin.data.batching import pad_sequences
 from structkd_plugin.modules.token_embedder import TokenEmbedder
@@ -71,6 +69,9 @@ class TransformerEmbedder(TokenEmbedder):
         super().__init__()
         if layers not in ("last", "scalar_mix"):
             raise ConfigurationError(f'layers must be "last" or "scalar_mix", not {layers!r}')
+        # Imported here: transformers takes seconds to import, which every CLI start would pay.
+        from transformers import AutoModel, AutoTokenizer
+
         # Words are tokenized separately; byte-level BPE tokenizers (RoBERTa, GPT-2) need
         # add_prefix_space to give them the leading space they have in running text.
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True, add_prefix_space=True)
@@ -185,6 +186,8 @@ def _most_central_window(starts: list[int], width: int, piece: int) -> int:
 def _model_max_length(config, tokenizer) -> int:
     """The most pieces the model accepts, from its config and its tokenizer."""
     limits = [getattr(config, "max_position_embeddings", None), tokenizer.model_max_length]
+    from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
+
     limits = [limit for limit in limits if limit is not None and limit < VERY_LARGE_INTEGER]
     if not limits:
         raise ConfigurationError("the model states no maximum length; set max_length")
