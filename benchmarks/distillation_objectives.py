@@ -1,0 +1,102 @@
+"""Test F1 of one student distilled from one teacher with each KD objective, over several seeds.
+
+Every run is `structkd train training_configs/distill/OBJECTIVE.jsonnet` with the same teacher,
+student, data and seed list; only the objective changes. With `--gold-fraction 0.1` the first 10%
+of the training sentences keep their labels and the other 90% are given as unlabeled text (read
+from the same file, labels ignored), the setting where KD has most to add.
+
+    python benchmarks/distillation_objectives.py --teacher runs/bosque/teacher/model.tar.gz \
+        --data-dir ../shared/data --seeds 1 2 3 --epochs 10 --output docs/benchmarks/kd_bosque.md
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+from datetime import date
+from pathlib import Path
+
+import torch
+
+from structkd_plugin.config import import_plugins, load_config
+from structkd_plugin.training.train import train_model
+
+ROOT = Path(__file__).resolve().parents[1]
+OBJECTIVES = ["none", "token", "posterior", "top_k", "structural", "local_substructure"]
+
+
+def split_gold(train_path: str, fraction: float, directory: Path) -> tuple[str, str]:
+    """Writes the first `fraction` of the sentences of a UniversalNER file, and the rest, to two files."""
+    sentences = Path(train_path).read_text(encoding="utf-8").strip("\n").split("\n\n")
+    cut = max(1, round(len(sentences) * fraction))
+    gold, unlabeled = directory / "gold.iob2", directory / "unlabeled.iob2"
+    gold.write_text("\n\n".join(sentences[:cut]) + "\n\n", encoding="utf-8")
+    unlabeled.write_text("\n\n".join(sentences[cut:]) + "\n\n", encoding="utf-8")
+    return str(gold), str(unlabeled)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--teacher", required=True)
+    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--corpus", default="UNER_Portuguese-Bosque/pt_bosque-ud")
+    parser.add_argument("--student", default="crf", choices=["crf", "softmax"])
+    parser.add_argument("--objectives", nargs="+", default=OBJECTIVES)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--gold-fraction", type=float, default=1.0)
+    parser.add_argument("--max-instances", type=int, help="read at most this many training sentences")
+    parser.add_argument("--output", help="also write the markdown table to this file")
+    args = parser.parse_args()
+    prefix = Path(args.data_dir) / args.corpus
+    os.environ.update(
+        TRAIN_PATH=f"{prefix}-train.iob2", DEV_PATH=f"{prefix}-dev.iob2", TEST_PATH=f"{prefix}-test.iob2",
+        TEACHER=args.teacher, STUDENT=args.student,
+    )
+    import_plugins()
+    results: dict[str, list[dict]] = {objective: [] for objective in args.objectives}
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        overrides = {
+            "trainer": {"num_epochs": args.epochs},
+            "model": {"teacher_cache_dir": str(scratch / "cache")},
+            "dataset_reader": {"max_instances": args.max_instances},
+        }
+        if args.gold_fraction < 1.0:
+            gold, unlabeled = split_gold(os.environ["TRAIN_PATH"], args.gold_fraction, scratch)
+            overrides.update(train_data_path=gold, unlabeled_data_path=unlabeled)
+        for seed in args.seeds:
+            for objective in args.objectives:
+                config = load_config(ROOT / f"training_configs/distill/{objective}.jsonnet", json.dumps({**overrides, "random_seed": seed}))
+                run = scratch / f"{objective}-{seed}"
+                train_model(config, run, force=True)
+                metrics = json.loads((run / "metrics.json").read_text())
+                epochs = [json.loads(p.read_text())["epoch_duration"] for p in run.glob("metrics_epoch_*.json")]
+                results[objective].append({"test": metrics["test_f1-measure-overall"], "dev": metrics["best_validation_f1-measure-overall"], "epoch": statistics.median(epochs)})
+                print(f"seed {seed} {objective}: test F1 {results[objective][-1]['test']:.4f}", flush=True)
+
+    def mean_std(values: list[float]) -> str:
+        return f"{statistics.mean(values) * 100:.2f} ± {statistics.stdev(values) * 100:.2f}" if len(values) > 1 else f"{values[0] * 100:.2f}"
+
+    lines = [
+        f"{args.student.upper()} student, teacher {args.teacher}, {args.corpus} ({'all' if args.max_instances is None else args.max_instances} "
+        f"training sentences, {args.gold_fraction:.0%} with gold labels{', the rest as unlabeled text' if args.gold_fraction < 1 else ''}), "
+        f"{args.epochs} epochs, seeds {args.seeds}; CPU ({platform.machine()}, {torch.get_num_threads()} threads); {date.today()}.",
+        "",
+        "| objective | test F1 | dev F1 (best epoch) | median epoch (s) |",
+        "|---|---|---|---|",
+    ]
+    for objective, runs in results.items():
+        lines.append(
+            f"| {objective} | {mean_std([r['test'] for r in runs])} | {mean_std([r['dev'] for r in runs])} | "
+            f"{statistics.median(r['epoch'] for r in runs):.1f} |"
+        )
+    print("\n".join(lines))
+    if args.output:
+        Path(args.output).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
