@@ -9,11 +9,10 @@ from tango.common import Params
 
 from structkd_plugin.archival import load_archive
 from structkd_plugin.commands.predict import predictions
-from structkd_plugin.config import import_structkd_registrations
 from structkd_plugin.data import UniversalNerDatasetReader, Vocabulary
 from structkd_plugin.models import CrfTagger, Model
 from structkd_plugin.structures import LinearChainCRF
-from structkd_plugin.training.train import train_model
+from tests.model_test_case import check_train_save_load_predict
 from tests.modules.tiny_bert import build_tiny_bert
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "ner"
@@ -44,9 +43,8 @@ def tagger_config(model_type: str, text_embedder: dict | None = None, scheme: st
 
 @pytest.fixture(scope="module", params=["crf_tagger", "softmax_tagger"])
 def trained(request, tmp_path_factory):
-    import_structkd_registrations()
     directory = tmp_path_factory.mktemp(request.param)
-    train_model(Params(tagger_config(request.param)), directory)
+    check_train_save_load_predict(tagger_config(request.param), directory)
     return directory
 
 
@@ -58,25 +56,6 @@ def test_training_learns_something_and_writes_the_metrics(trained):
     metrics = json.loads((trained / "metrics.json").read_text())
     assert metrics["best_validation_f1-measure-overall"] > 0.1  # untrained, it is 0
     assert (trained / "metrics_epoch_11.json").is_file()
-
-
-def test_archive_round_trip_gives_identical_outputs(trained, tmp_path):
-    first, second = load_archive(trained / "model.tar.gz"), load_archive(trained / "model.tar.gz")
-    instances = dev_instances()
-    batch = first.model.tensorize(instances)
-    with torch.no_grad():
-        a, b = first.model(**batch), second.model(**second.model.tensorize(instances))
-    assert torch.equal(a["emissions"], b["emissions"])
-    assert torch.equal(a["predicted_tags"], b["predicted_tags"])
-
-
-def test_batch_and_single_sentence_predictions_agree(trained):
-    model = load_archive(trained / "model.tar.gz").model
-    instances = dev_instances()
-    batched = list(predictions(model, instances, batch_size=16))
-    single = [next(iter(predictions(model, [instance], batch_size=1))) for instance in instances]
-    assert batched == single
-    assert all(len(p["tags"]) == len(p["words"]) for p in batched)
 
 
 def test_evaluation_metrics_match_predictions(trained):
@@ -140,7 +119,5 @@ def test_a_transformer_tagger_trains_from_a_local_model_directory(tmp_path):
     config = tagger_config("crf_tagger", {"token_embedders": {"bert": {"type": "transformer", "model_path": bert}}})
     config["model"]["encoder"] = None
     config["trainer"]["num_epochs"] = 1
-    model = train_model(Params(config), tmp_path / "run")
-    assert isinstance(model, CrfTagger)
-    loaded = load_archive(tmp_path / "run" / "model.tar.gz").model
-    assert list(predictions(loaded, dev_instances()[:3], 2))
+    archive = check_train_save_load_predict(config, tmp_path / "run", sentences=4)
+    assert isinstance(archive.model, CrfTagger)
