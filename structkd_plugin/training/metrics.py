@@ -1,4 +1,5 @@
-"""Metrics that models accumulate batch by batch: span F1 (NER, chunking) and token accuracy.
+"""Metrics that models accumulate batch by batch: span F1 (NER, chunking), token accuracy and
+attachment scores (dependency parsing).
 
 Every metric keeps plain counts (nested dicts of integers), which makes merging trivial:
 
@@ -149,6 +150,70 @@ class TokenAccuracy(Metric):
 
     def _scores(self, counts: Counts) -> dict[str, float]:
         return {"accuracy": counts["correct"] / counts["total"] if counts["total"] else 0.0}
+
+
+class AttachmentScores(Metric):
+    """Dependency parsing scores, as the CoNLL 2018 shared task computes them.
+
+    UAS and LAS are the fractions of scored words whose head (UAS), or head and relation (LAS),
+    are right; UEM and LEM the fractions of sentences where every scored word is right.
+
+    # Parameters
+
+    exclude_punctuation : `bool`
+        Leave out the words marked as punctuation (UPOS `PUNCT`, say) from every score. The
+        shared task scores punctuation, so it is counted by default.
+
+    `get_metric` returns `{"UAS", "LAS", "UEM", "LEM"}` (0 before any word was counted).
+    """
+
+    def __init__(self, exclude_punctuation: bool = False) -> None:
+        self.exclude_punctuation = exclude_punctuation
+        super().__init__()
+
+    def _empty_counts(self) -> Counts:
+        return {"words": 0, "unlabeled": 0, "labeled": 0, "sentences": 0, "unlabeled_exact": 0, "labeled_exact": 0}
+
+    def __call__(
+        self,
+        predicted_heads: torch.Tensor,
+        predicted_relations: torch.Tensor,
+        gold_heads: torch.Tensor,
+        gold_relations: torch.Tensor,
+        mask: torch.Tensor,
+        punctuation: Optional[torch.Tensor] = None,
+    ) -> None:
+        """Adds a batch. All tensors are `[B, n]` over the words (the root is not a position):
+        heads numbered 0 (root) to n, relation indices, `mask` True on real words, and
+        `punctuation` True on punctuation words (needed when `exclude_punctuation`)."""
+        shapes = {tuple(t.shape) for t in (predicted_heads, predicted_relations, gold_heads, gold_relations, mask)}
+        if len(shapes) != 1:
+            raise ValueError(f"heads, relations and mask must have one shape, got {sorted(shapes)}")
+        scored = mask.bool()
+        if self.exclude_punctuation:
+            if punctuation is None:
+                raise ValueError("exclude_punctuation needs the punctuation mask")
+            scored = scored & ~punctuation.bool()
+        unlabeled = (predicted_heads == gold_heads) & scored
+        labeled = unlabeled & (predicted_relations == gold_relations)
+        has_words = scored.any(-1)
+        counts = self._counts
+        counts["words"] += int(scored.sum())
+        counts["unlabeled"] += int(unlabeled.sum())
+        counts["labeled"] += int(labeled.sum())
+        # A sentence with nothing scored (all punctuation) counts in neither UEM's numerator nor denominator.
+        counts["sentences"] += int(has_words.sum())
+        counts["unlabeled_exact"] += int(((unlabeled == scored).all(-1) & has_words).sum())
+        counts["labeled_exact"] += int(((labeled == scored).all(-1) & has_words).sum())
+
+    def _scores(self, counts: Counts) -> dict[str, float]:
+        words, sentences = counts["words"], counts["sentences"]
+        return {
+            "UAS": counts["unlabeled"] / words if words else 0.0,
+            "LAS": counts["labeled"] / words if words else 0.0,
+            "UEM": counts["unlabeled_exact"] / sentences if sentences else 0.0,
+            "LEM": counts["labeled_exact"] / sentences if sentences else 0.0,
+        }
 
 
 def _precision_recall_f1(true_positives: int, false_positives: int, false_negatives: int) -> tuple[float, float, float]:

@@ -7,7 +7,7 @@ import torch.multiprocessing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from structkd_plugin.training.metrics import SpanF1, TokenAccuracy
+from structkd_plugin.training.metrics import AttachmentScores, SpanF1, TokenAccuracy
 
 
 def scores(predictions, gold, scheme="BIO"):
@@ -237,3 +237,26 @@ def test_distributed_get_metric_scores_the_counts_of_all_processes(tmp_path):
     expected([["B-ORG"], ["B-PER", "I-PER"]], [["B-ORG"], ["B-PER", "B-PER"]])
     for rank in range(2):
         assert json.loads((tmp_path / f"rank{rank}.json").read_text()) == {**expected.get_metric(), "accuracy": 2 / 3}
+
+
+def test_attachment_scores_hand_computed():
+    # Sentence 1 (3 words): heads right for words 1 and 3, relation wrong on word 3.
+    # Sentence 2 (2 words, third position padding): all right.
+    gold_heads = torch.tensor([[2, 0, 2], [0, 1, 0]])
+    gold_relations = torch.tensor([[1, 2, 3], [2, 1, 0]])
+    predicted_heads = torch.tensor([[2, 3, 2], [0, 1, 3]])
+    predicted_relations = torch.tensor([[1, 2, 1], [2, 1, 5]])
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    punctuation = torch.tensor([[False, True, False], [False, False, False]])
+
+    metric = AttachmentScores()
+    metric(predicted_heads, predicted_relations, gold_heads, gold_relations, mask)
+    assert metric.get_metric() == pytest.approx({"UAS": 4 / 5, "LAS": 3 / 5, "UEM": 1 / 2, "LEM": 1 / 2})
+
+    without_punctuation = AttachmentScores(exclude_punctuation=True)
+    without_punctuation(predicted_heads, predicted_relations, gold_heads, gold_relations, mask, punctuation)
+    # Word 2 of sentence 1 (the wrong head) is punctuation: sentence 1 is now unlabeled-exact.
+    assert without_punctuation.get_metric(reset=True) == pytest.approx({"UAS": 1.0, "LAS": 3 / 4, "UEM": 1.0, "LEM": 1 / 2})
+    assert without_punctuation.get_metric() == {"UAS": 0.0, "LAS": 0.0, "UEM": 0.0, "LEM": 0.0}
+    with pytest.raises(ValueError, match="punctuation mask"):
+        without_punctuation(predicted_heads, predicted_relations, gold_heads, gold_relations, mask)
