@@ -21,6 +21,7 @@ from pathlib import Path
 import conllu
 
 from structkd_plugin.data.dataset_reader import DataError, DatasetReader, Instance, sentence_metadata
+from structkd_plugin.structures.dependency_encodings import ENCODINGS, encode_tree
 
 COLUMN_COUNT = 10
 ID_COLUMN, HEAD_COLUMN = 0, 6
@@ -29,7 +30,7 @@ HEAD = re.compile(r"0|[1-9][0-9]*")
 RANGE_ID = re.compile(r"([1-9][0-9]*)-([1-9][0-9]*)")
 # "0.1" is an empty node before the first word.
 EMPTY_NODE_ID = re.compile(r"[0-9]+\.[1-9][0-9]*")
-TAG_LABELS = ("upos", "xpos")
+TAG_LABELS = ("upos", "xpos") + ENCODINGS
 
 
 class _TrackedLines:
@@ -91,7 +92,10 @@ class UniversalDependenciesDatasetReader(DatasetReader):
     # Parameters
 
     tag_label : `str`, optional
-        Copies this column ("upos" or "xpos") into `tags` as well, for taggers.
+        Copies this column ("upos" or "xpos") into `tags` as well, for taggers; or writes there
+        the tree encoded as one label per word ("rel_offset" or "rel_pos", see
+        `structures.dependency_encodings`), so that the vocabulary learns the labels of a
+        `dependency_sequence_labeler`.
     max_instances : `int`, optional
         See `DatasetReader`.
     """
@@ -139,7 +143,11 @@ class UniversalDependenciesDatasetReader(DatasetReader):
                     problem = f"HEAD {head} is not 0 or a word number of this {len(words)}-word sentence"
                     raise DataError(path, line_number, problem)
             instance["heads"] = heads
-        if self.tag_label is not None and self.tag_label in instance:
+        if self.tag_label in ENCODINGS and "heads" in instance and "deprels" in instance:
+            if self.tag_label == "rel_pos" and "upos" not in instance:
+                raise DataError(path, first_line, "the rel_pos encoding of the tree needs the words' UPOS")
+            instance["tags"] = encode_tree(instance["heads"], instance["deprels"], self.tag_label, instance.get("upos"))
+        elif self.tag_label is not None and self.tag_label in instance:
             instance["tags"] = list(instance[self.tag_label])
         instance["metadata"] = sentence_metadata(path, first_line, comments)
         return instance
