@@ -1,9 +1,19 @@
 """Registered models. Importing this package registers them all."""
 
+from structkd_plugin.models.biaffine_parser import BiaffineParser
 from structkd_plugin.models.crf_tagger import CrfTagger
 from structkd_plugin.models.dependency_parser import DependencyParser
 from structkd_plugin.models.model import Model
+from structkd_plugin.models.second_order_parser import SecondOrderParser
 from structkd_plugin.models.softmax_tagger import SoftmaxTagger
 from structkd_plugin.models.tagger import SequenceTagger
 
-__all__ = ["CrfTagger", "DependencyParser", "Model", "SequenceTagger", "SoftmaxTagger"]
+__all__ = [
+    "BiaffineParser",
+    "CrfTagger",
+    "DependencyParser",
+    "Model",
+    "SecondOrderParser",
+    "SequenceTagger",
+    "SoftmaxTagger",
+]
