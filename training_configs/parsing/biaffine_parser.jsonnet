@@ -1,0 +1,43 @@
+// Deep biaffine dependency parser (Dozat & Manning 2017) over words and characters, a BiLSTM
+// encoder. Data paths are ext vars, e.g. for UD English-EWT:
+//   TRAIN_PATH=../shared/data/UD_English-EWT/en_ewt-ud-train.conllu \
+//   DEV_PATH=../shared/data/UD_English-EWT/en_ewt-ud-dev.conllu \
+//   TEST_PATH=../shared/data/UD_English-EWT/en_ewt-ud-test.conllu \
+//   structkd train training_configs/parsing/biaffine_parser.jsonnet -s runs/ewt-biaffine
+// The tree model is `local` (head selection, as Dozat & Manning); a tree CRF instead with
+//   --overrides '{"model.tree": "nonprojective"}'   (or "projective")
+local word_dim = 100;
+local char_filters = 50;
+local hidden = 400;
+{
+  dataset_reader: { type: "universal_dependencies" },
+  train_data_path: std.extVar("TRAIN_PATH"),
+  validation_data_path: std.extVar("DEV_PATH"),
+  test_data_path: std.extVar("TEST_PATH"),
+  evaluate_on_test: true,
+  vocabulary: { min_count: { tokens: 2 } },
+  model: {
+    type: "biaffine_parser",
+    tree: "local",
+    text_embedder: {
+      token_embedders: {
+        words: { type: "word", embedding_dim: word_dim, lowercase: true },
+        characters: { type: "character_cnn", embedding_dim: 50, num_filters: char_filters, ngram_filter_sizes: [3] },
+      },
+    },
+    encoder: { type: "lstm", input_size: word_dim + char_filters, hidden_size: hidden, num_layers: 3, bidirectional: true, dropout: 0.33 },
+    arc_mlp_dim: 500,
+    relation_mlp_dim: 100,
+    mlp_dropout: 0.33,
+    dropout: 0.33,
+  },
+  data_loader: { max_tokens: 5000 },
+  trainer: {
+    optimizer: { type: "adam", lr: 0.002, betas: [0.9, 0.9] },
+    num_epochs: 50,
+    patience: 10,
+    validation_metric: "+LAS",
+    grad_norm: 5.0,
+  },
+  random_seed: 13370,
+}
