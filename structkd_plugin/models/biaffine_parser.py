@@ -199,11 +199,27 @@ class BiaffineParser(DependencyParser):
                 gold_score = (gather_heads(arc_scores, heads) * mask).sum(-1)
                 in_support = gold_tree_in_support(heads, mask, self.tree_kind == "projective")
                 arc_loss = (tree.log_partition() - gold_score).masked_fill(~in_support, 0.0).sum() / mask.shape[0]
-            output["loss"] = arc_loss + self.relation_loss(relation_scores, heads, relations, mask)
-            self.update_metrics(output["predicted_heads"], output["predicted_relations"], heads, relations, mask, punctuation)
+            self.add_loss_and_metrics(output, arc_loss, heads, relations, mask, punctuation)
         return output
 
-    def predict(self, tree_heads: torch.Tensor, relation_scores: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    def add_loss_and_metrics(
+        self,
+        output: dict[str, torch.Tensor],
+        arc_loss: torch.Tensor,
+        heads: torch.Tensor,
+        relations: torch.Tensor,
+        mask: torch.Tensor,
+        punctuation: torch.Tensor,
+    ) -> None:
+        """Sets `output["loss"]` (the arc loss plus the relation loss) and updates the metrics
+        with the output's predictions."""
+        output["loss"] = arc_loss + self.relation_loss(output["relation_scores"], heads, relations, mask)
+        predicted_heads, predicted_relations = output["predicted_heads"], output["predicted_relations"]
+        self.update_metrics(predicted_heads, predicted_relations, heads, relations, mask, punctuation)
+
+    def predict(
+        self, tree_heads: torch.Tensor, relation_scores: torch.Tensor, mask: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """`predicted_heads` and `predicted_relations` `[B, n]` from decoded heads `[B, n+1]`
         (the trees' convention): each word's best relation given its predicted head."""
         predicted_heads = tree_heads[:, 1:]
@@ -252,8 +268,6 @@ def gold_tree_in_support(heads: torch.Tensor, mask: torch.Tensor, projective: bo
     dependent = torch.arange(1, heads.shape[1] + 1, device=heads.device).expand_as(heads)
     left, right = torch.minimum(heads, dependent), torch.maximum(heads, dependent)
     # Arcs (l1, r1) and (l2, r2) cross when l1 < l2 < r1 < r2.
-    crossing = (
-        (left[:, :, None] < left[:, None, :]) & (left[:, None, :] < right[:, :, None]) & (right[:, :, None] < right[:, None, :])
-    )
-    crossing = crossing & mask[:, :, None] & mask[:, None, :]
+    left_1, right_1, left_2, right_2 = left[:, :, None], right[:, :, None], left[:, None, :], right[:, None, :]
+    crossing = (left_1 < left_2) & (left_2 < right_1) & (right_1 < right_2) & mask[:, :, None] & mask[:, None, :]
     return single_root & ~crossing.flatten(1).any(-1)

@@ -105,6 +105,5 @@ class SecondOrderParser(BiaffineParser):
         output.update(self.predict(self.tree(log_marginals, tree_mask).decode(), relation_scores, mask))
         if heads is not None:
             arc_loss = -gather_heads(log_marginals, heads).masked_fill(~mask, 0.0).sum() / mask.shape[0]
-            output["loss"] = arc_loss + self.relation_loss(relation_scores, heads, relations, mask)
-            self.update_metrics(output["predicted_heads"], output["predicted_relations"], heads, relations, mask, punctuation)
+            self.add_loss_and_metrics(output, arc_loss, heads, relations, mask, punctuation)
         return output

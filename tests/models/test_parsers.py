@@ -91,7 +91,8 @@ def test_training_overfits_the_fixture_and_reports_attachment_scores(trained):
 def test_predict_writes_valid_conllu_and_evaluate_reports_the_scores(trained):
     runner = CliRunner()
     archive = str(trained / "model.tar.gz")
-    predicted = runner.invoke(cli, ["predict", archive, str(FIXTURE), "--output-format", "conll"], catch_exceptions=False)
+    command = ["predict", archive, str(FIXTURE), "--output-format", "conll"]
+    predicted = runner.invoke(cli, command, catch_exceptions=False)
     assert predicted.exit_code == 0, predicted.output
     sentences = conllu.parse(predicted.output)
     gold = instances()
@@ -146,7 +147,9 @@ def test_tree_crf_arc_loss_is_minus_log_p_of_the_gold_tree_by_enumeration(projec
     batch = tiny_batch(model)
     with torch.no_grad():
         output = model(**batch)
-        relation_loss = model.relation_loss(output["relation_scores"], batch["heads"], batch["relations"], batch["mask"])
+        relation_loss = model.relation_loss(
+            output["relation_scores"], batch["heads"], batch["relations"], batch["mask"]
+        )
 
     expected = []
     for b, length in enumerate(batch["mask"].sum(-1).tolist()):
@@ -169,7 +172,9 @@ def test_local_loss_is_the_head_cross_entropy_and_marginals_are_the_softmax():
     batch = tiny_batch(model)
     with torch.no_grad():
         output = model(**batch)
-        relation_loss = model.relation_loss(output["relation_scores"], batch["heads"], batch["relations"], batch["mask"])
+        relation_loss = model.relation_loss(
+            output["relation_scores"], batch["heads"], batch["relations"], batch["mask"]
+        )
         marginals = model.head_marginals(output)
     expected = 0.0
     for b, length in enumerate(batch["mask"].sum(-1).tolist()):
@@ -215,3 +220,36 @@ def test_second_order_parser_exposes_its_scores_and_trains_through_mean_field():
     assert model.grandparent_attention.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="tree must be"):
         build("second_order_parser", "local")
+
+
+def test_gold_tree_support_matches_enumeration():
+    """Over every tree of 4 words (any number of root children): in the single-root CRFs'
+    support exactly when the enumeration says so."""
+    from structkd_plugin.models.biaffine_parser import gold_tree_in_support
+
+    trees = all_trees(4)
+    heads, mask = trees[:, 1:], torch.ones(len(trees), 4, dtype=torch.bool)
+    for projective in (False, True):
+        expected = torch.tensor([is_tree(tree, projective, single_root=True) for tree in trees])
+        assert torch.equal(gold_tree_in_support(heads, mask, projective), expected)
+    # Padding does not count: the same trees padded to 6 positions.
+    padded = torch.cat([heads, torch.zeros(len(trees), 2, dtype=torch.long)], 1)
+    padded_mask = torch.cat([mask, torch.zeros(len(trees), 2, dtype=torch.bool)], 1)
+    assert torch.equal(gold_tree_in_support(padded, padded_mask, True), gold_tree_in_support(heads, mask, True))
+
+
+def test_a_relation_missing_from_the_vocabulary_is_scored_wrong_and_left_out_of_the_loss():
+    model = build("biaffine_parser", "local")
+    model.eval()
+    instance = dict(instances()[0])
+    instance["deprels"] = ["never-seen"] + instance["deprels"][1:]
+    batch = model.tensorize([instance])
+    assert int(batch["relations"][0, 0]) == -1
+    with torch.no_grad():
+        assert torch.isfinite(model(**batch)["loss"])
+    model.get_metrics(reset=True)
+    # Perfect predictions, except that no prediction can be the missing relation.
+    heads, relations = batch["heads"], batch["relations"]
+    model.update_metrics(heads, relations.clamp_min(0), heads, relations, batch["mask"], batch["punctuation"])
+    words = len(instance["words"])
+    assert model.get_metrics() == pytest.approx({"UAS": 1.0, "LAS": (words - 1) / words, "UEM": 1.0, "LEM": 0.0})
