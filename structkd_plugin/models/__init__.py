@@ -3,6 +3,7 @@
 from structkd_plugin.models.biaffine_parser import BiaffineParser
 from structkd_plugin.models.crf_tagger import CrfTagger
 from structkd_plugin.models.dependency_parser import DependencyParser
+from structkd_plugin.models.dependency_sequence_labeler import DependencySequenceLabeler
 from structkd_plugin.models.model import Model
 from structkd_plugin.models.second_order_parser import SecondOrderParser
 from structkd_plugin.models.softmax_tagger import SoftmaxTagger
@@ -12,6 +13,7 @@ __all__ = [
     "BiaffineParser",
     "CrfTagger",
     "DependencyParser",
+    "DependencySequenceLabeler",
     "Model",
     "SecondOrderParser",
     "SequenceTagger",
