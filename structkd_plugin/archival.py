@@ -8,7 +8,9 @@ An archive has four members:
 - `vocabulary/`: the vocabulary, as `Vocabulary.save_to_files` writes it;
 - `meta.json`: the structkd, torch and transformers versions that wrote it, and the date.
 
-Nothing is pickled: loading an archive executes no code from it.
+Nothing is pickled: loading an archive executes no code from it. The same members unpacked in a
+directory (`save_model_directory`, `load_model_directory`) carry a model inside other formats,
+such as a spaCy pipeline's component folder.
 """
 
 import datetime
@@ -37,10 +39,17 @@ from structkd_plugin.config import (
 )
 from structkd_plugin.data import DatasetReader, Vocabulary
 from structkd_plugin.models.model import Model
-from structkd_plugin.training.checkpoint import write_atomically
+from structkd_plugin.training.checkpoint import save_weights, write_atomically, write_json
 from structkd_plugin.training.trainer import training_device
 
-__all__ = ["Archive", "ArchiveError", "archive_model", "load_archive"]
+__all__ = [
+    "Archive",
+    "ArchiveError",
+    "archive_model",
+    "load_archive",
+    "load_model_directory",
+    "save_model_directory",
+]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "weights.safetensors"
@@ -143,23 +152,46 @@ def load_archive(archive_file: str | PathLike, overrides: str | None = None, cud
     if not path.is_file():
         raise ArchiveError(f"{path}: no such model archive")
     with tempfile.TemporaryDirectory() as directory:
-        root = Path(directory)
-        _extract(path, root)
-        missing = [
-            name for name in (CONFIG_NAME, WEIGHTS_NAME, VOCABULARY_NAME, META_NAME) if not (root / name).exists()
-        ]
-        if missing:
-            raise ArchiveError(f"{path} is not a complete model archive: it has no {', '.join(missing)}")
-        config_dict = _read_json(path, root / CONFIG_NAME)
-        meta = _read_json(path, root / META_NAME)
-        try:
-            vocab = Vocabulary.from_files(root / VOCABULARY_NAME)
-        except (OSError, ValueError) as error:
-            raise ArchiveError(f"{path}: cannot read its vocabulary: {error}") from None
-        try:
-            weights = safetensors.torch.load_file(str(root / WEIGHTS_NAME))
-        except (safetensors.SafetensorError, OSError) as error:
-            raise ArchiveError(f"{path}: cannot read {WEIGHTS_NAME}: {error}") from None
+        _extract(path, Path(directory))
+        return _load(Path(directory), path, "model archive", overrides, cuda_device)
+
+
+def load_model_directory(directory: str | PathLike, overrides: str | None = None, cuda_device: int = -1) -> Archive:
+    """Loads a model from a directory holding an archive's members unpacked (as
+    `save_model_directory` writes them), like `load_archive` and with the same errors, which name
+    the directory."""
+    path = Path(directory)
+    if not path.is_dir():
+        raise ArchiveError(f"{path}: no such model directory")
+    return _load(path, path, "model directory", overrides, cuda_device)
+
+
+def save_model_directory(archive: Archive, directory: str | PathLike) -> None:
+    """Writes the members of a loaded archive (its config, its model's current weights, its
+    vocabulary and meta) into `directory`, unpacked, for `load_model_directory`."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json(directory / CONFIG_NAME, archive.config.as_dict(quiet=True))
+    save_weights(archive.model.state_dict(), directory / WEIGHTS_NAME)
+    archive.vocab.save_to_files(directory / VOCABULARY_NAME)
+    write_json(directory / META_NAME, archive.meta)
+
+
+def _load(root: Path, path: Path, kind: str, overrides: str | None, cuda_device: int) -> Archive:
+    """Builds the model of the members in `root`; `path` and `kind` name the source in errors."""
+    missing = [name for name in (CONFIG_NAME, WEIGHTS_NAME, VOCABULARY_NAME, META_NAME) if not (root / name).exists()]
+    if missing:
+        raise ArchiveError(f"{path} is not a complete {kind}: it has no {', '.join(missing)}")
+    config_dict = _read_json(path, root / CONFIG_NAME)
+    meta = _read_json(path, root / META_NAME)
+    try:
+        vocab = Vocabulary.from_files(root / VOCABULARY_NAME)
+    except (OSError, ValueError) as error:
+        raise ArchiveError(f"{path}: cannot read its vocabulary: {error}") from None
+    try:
+        weights = safetensors.torch.load_file(str(root / WEIGHTS_NAME))
+    except (safetensors.SafetensorError, OSError) as error:
+        raise ArchiveError(f"{path}: cannot read {WEIGHTS_NAME}: {error}") from None
 
     config = apply_overrides(Params(config_dict), overrides)
     import_structkd_registrations()
