@@ -105,7 +105,6 @@ class DependencyLabelSet:
         self.labels = list(labels)
         self.encoding = encoding
         self.relations: list[str] = []
-        self.tags: list[str] = []
         tag_index: dict[str, int] = {}
         is_root, offsets, tag_ids = [], [], []
         for label in self.labels:
@@ -163,7 +162,7 @@ class DependencyLabelSet:
         """
         device = mask.device
         is_root, offsets, tag_ids = (t.to(device) for t in (self._is_root, self._offsets, self._tag_ids))
-        batch_size, length = mask.shape
+        length = mask.shape[1]
         words = torch.arange(1, length + 1, device=device)[None, :, None]  # [1, n, 1]
         lengths = mask.sum(-1)[:, None, None]
         if self.encoding == "rel_offset":
