@@ -6,7 +6,14 @@ Importing this package registers the readers `conll2003`, `universal_ner`,
 
 from structkd_plugin.data.batching import TokenBudgetBatchSampler, move_to_device, pad_sequences
 from structkd_plugin.data.conll2003 import Conll2003DatasetReader
-from structkd_plugin.data.dataset_reader import LABEL_KEYS, DataError, DatasetReader, Instance, without_labels
+from structkd_plugin.data.dataset_reader import (
+    INPUT_LABEL_KEYS,
+    LABEL_KEYS,
+    DataError,
+    DatasetReader,
+    Instance,
+    without_labels,
+)
 from structkd_plugin.data.multilingual import MultilingualDatasetReader
 from structkd_plugin.data.plain_text import PlainTextDatasetReader
 from structkd_plugin.data.universal_dependencies import UniversalDependenciesDatasetReader
@@ -20,6 +27,7 @@ __all__ = [
     "DataError",
     "DatasetReader",
     "Instance",
+    "INPUT_LABEL_KEYS",
     "LABEL_KEYS",
     "MultilingualDatasetReader",
     "PlainTextDatasetReader",

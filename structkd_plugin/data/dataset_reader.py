@@ -24,9 +24,15 @@ LABEL_KEYS = ("tags", "upos", "xpos", "heads", "deprels")
 """The instance keys that hold gold annotation (see docs/ARCHITECTURE.md)."""
 
 
-def without_labels(instance: Instance) -> Instance:
-    """The instance with its gold annotation removed: unlabeled text, words and metadata only."""
-    return {key: value for key, value in instance.items() if key not in LABEL_KEYS}
+INPUT_LABEL_KEYS = ("upos",)
+"""Annotation that some models read as input rather than predict (a rel_pos sequence-labeling
+parser, a parser with PoS embeddings): kept with unlabeled text when present."""
+
+
+def without_labels(instance: Instance, keep: tuple[str, ...] = ()) -> Instance:
+    """The instance with its gold annotation removed (but the keys in `keep`): unlabeled text,
+    words and metadata only."""
+    return {key: value for key, value in instance.items() if key not in LABEL_KEYS or key in keep}
 
 
 def sentence_metadata(path: Path, line: int, comments: Mapping[str, Any] | None = None) -> dict[str, Any]:

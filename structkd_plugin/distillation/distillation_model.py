@@ -9,15 +9,56 @@ import torch
 from tango.common import Lazy
 
 from structkd_plugin.archival import load_archive
-from structkd_plugin.data import Vocabulary, move_to_device, without_labels
-from structkd_plugin.distillation.knowledge import TaggerScores, TeacherKnowledge, Temperature, teacher_knowledge
-from structkd_plugin.distillation.objectives import KDObjective
+from structkd_plugin.data import INPUT_LABEL_KEYS, Vocabulary, move_to_device, without_labels
+from structkd_plugin.distillation.knowledge import (
+    ParserScores,
+    TaggerScores,
+    TeacherKnowledge,
+    Temperature,
+    parser_knowledge,
+    teacher_knowledge,
+)
+from structkd_plugin.distillation.objectives import CRF_TAGGERS, PARSERS, SEQUENCE_LABELERS, KDObjective
 from structkd_plugin.distillation.teacher_cache import TeacherCache, cache_key, file_digest, instance_key
+from structkd_plugin.models.biaffine_parser import BiaffineParser
 from structkd_plugin.models.crf_tagger import CrfTagger
+from structkd_plugin.models.dependency_sequence_labeler import DependencySequenceLabeler
 from structkd_plugin.models.model import Instance, Model
+from structkd_plugin.models.second_order_parser import SecondOrderParser
+from structkd_plugin.models.tagger import SequenceTagger
 from structkd_plugin.structures.label_schemes import marginal_conversion_matrix
 
 logger = logging.getLogger(__name__)
+
+
+def model_kind(model: Model) -> str:
+    """What a teacher or student is, in the terms of `objectives.MODEL_KINDS`."""
+    if isinstance(model, SecondOrderParser):
+        return "second-order parser"
+    if isinstance(model, BiaffineParser):
+        return "biaffine parser"
+    if isinstance(model, DependencySequenceLabeler):
+        return f"{'crf' if isinstance(model.tagger, CrfTagger) else 'softmax'} sequence labeler"
+    if isinstance(model, SequenceTagger):
+        return f"{'crf' if isinstance(model, CrfTagger) else 'softmax'} tagger"
+    raise ValueError(
+        f"distillation works with taggers, sequence-labeling parsers and dependency parsers, not {type(model).__name__}"
+    )
+
+
+def parser_scores(parser: BiaffineParser, output: dict[str, torch.Tensor]) -> ParserScores:
+    """The scores a parser's forward output exposes (second-order parsers add theirs)."""
+    second_order = isinstance(parser, SecondOrderParser)
+    return ParserScores(
+        arc_scores=output["arc_scores"],
+        relation_scores=output["relation_scores"],
+        mask=output["mask"],
+        tree="mean_field" if second_order else parser.tree_kind,
+        sib_scores=output.get("sib_scores"),
+        grd_scores=output.get("grd_scores"),
+        iterations=parser.iterations if second_order else 0,
+    )
+
 
 def tagger_scores(output: dict[str, torch.Tensor]) -> TaggerScores:
     """The potentials a tagger's forward output exposes (CRF taggers add transitions)."""
@@ -43,9 +84,10 @@ class DistillationModel(Model):
     vocab : `Vocabulary`
         The student's vocabulary (built from the training data as for any model).
     student : `Model`
-        The student, any registered tagger config.
+        The student, any registered tagger or `dependency_sequence_labeler` config.
     teacher_archive : `str` or `dict[str, str]`
-        The teacher's `model.tar.gz`; or a mapping from a value of `teacher_key` (e.g. a
+        The teacher's `model.tar.gz` (a tagger; or a parser, whose student must then be a
+        sequence-labeling parser: Wang et al.'s cases 1b, 2b); or a mapping from a value of `teacher_key` (e.g. a
         language) to a teacher archive, so several monolingual teachers distill into one student.
     objective : `KDObjective`
         The KD objective by name, with its parameters (`{"type": "structural"}`, `{"type":
@@ -109,16 +151,34 @@ class DistillationModel(Model):
         self.teacher_archives = archives
         # Teachers are kept out of the module tree: they are neither trained nor saved.
         self.teachers: dict[str, Model] = {}
+        # How each teacher's labels read in the student's label space: a 0/1 matrix between two
+        # taggers' label sets (None when equal); for a parser teacher, each student label's
+        # relation as an index of the teacher's relations.
         self.label_maps: dict[str, torch.Tensor | None] = {}
+        student_kind = model_kind(self.student)
+        self.student_is_crf = student_kind in CRF_TAGGERS
+        if student_kind in PARSERS:
+            raise ValueError(
+                f"the student is a {student_kind}, but students are taggers or sequence-labeling parsers "
+                f"(dependency_sequence_labeler) for now"
+            )
         student_labels = self.student.labels
         for name, path in archives.items():
             teacher = load_archive(path, overrides=teacher_overrides, cuda_device=teacher_device).model
             teacher.eval()
             teacher.requires_grad_(False)
             self.teachers[name] = teacher
-            same = list(teacher.labels) == list(student_labels)
-            self.label_maps[name] = None if same else marginal_conversion_matrix(teacher.labels, student_labels)
-            self.objective.check_pair(isinstance(teacher, CrfTagger), isinstance(self.student, CrfTagger))
+            teacher_kind = model_kind(teacher)
+            self.objective.check_pair(teacher_kind, student_kind)
+            if teacher_kind in PARSERS:
+                if student_kind not in SEQUENCE_LABELERS:
+                    raise ValueError(f"a {teacher_kind} teacher distills into a sequence-labeling parser, not a {student_kind}")
+                relation_index = {relation: i for i, relation in enumerate(teacher.relations)}
+                student_relations = [self.student.relations[r] for r in self.student.label_relations.tolist()]
+                self.label_maps[name] = torch.tensor([relation_index.get(r, -1) for r in student_relations])
+            else:
+                same = list(teacher.labels) == list(student_labels)
+                self.label_maps[name] = None if same else marginal_conversion_matrix(teacher.labels, student_labels)
         self.use_cache = teacher_cache
         default_dir = Path(os.environ.get("STRUCTKD_CACHE", Path.home() / ".cache" / "structkd")) / "teachers"
         self.cache_dir = Path(teacher_cache_dir) if teacher_cache_dir else default_dir
@@ -192,12 +252,26 @@ class DistillationModel(Model):
         parts = []
         for name, rows in groups.items():
             teacher = self.teachers[name]
-            unlabeled = [without_labels(instances[i]) for i in rows]
+            # The teacher sees no gold annotation, only what its input may include (UPOS).
+            unlabeled = [without_labels(instances[i], keep=INPUT_LABEL_KEYS) for i in rows]
             with torch.no_grad():
                 output = teacher(**move_to_device(teacher.tensorize(unlabeled), teacher.device))
-            knowledge = teacher_knowledge(tagger_scores(output), needs, self.temperature, self.label_maps[name], getattr(self.objective, "k", 1))
+            k = getattr(self.objective, "k", 1)
+            if isinstance(teacher, BiaffineParser):
+                knowledge = parser_knowledge(
+                    parser_scores(teacher, output), needs, self.temperature, *self._label_heads(unlabeled, name, teacher.device), k
+                )
+            else:
+                knowledge = teacher_knowledge(tagger_scores(output), needs, self.temperature, self.label_maps[name], k)
             parts.append((rows, knowledge))
         return parts[0][1] if len(parts) == 1 else _merge(parts, len(instances))
+
+    def _label_heads(self, instances: list[Instance], teacher_name: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """For a parser teacher: the head each student label points to from each word `[B, n, L]`,
+        and each label's relation among the teacher's `[L]`."""
+        batch = self.student.tensorize(instances)
+        label_heads = self.student.label_set.label_heads(batch["mask"], batch.get("upos"))
+        return label_heads.to(device), self.label_maps[teacher_name].to(device)
 
     def _online_knowledge(self, instances: list[Instance], student: TaggerScores) -> TeacherKnowledge:
         return move_to_device(self._teacher_knowledge(instances, student.is_crf), student.emissions.device)
@@ -213,7 +287,7 @@ class DistillationModel(Model):
         """With `teacher_cache`, computes (or finds on disk) each dataset's teacher knowledge."""
         if not self.use_cache:
             return
-        student_is_crf = isinstance(self.student, CrfTagger)
+        student_is_crf = self.student_is_crf
         description = {
             "needs": sorted(self.objective.needs(_KindOnly(student_is_crf))),
             "temperature": [self.temperature.kind, self.temperature.value],

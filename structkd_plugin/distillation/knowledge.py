@@ -9,13 +9,27 @@ Temperature (see shared/docs/structured-kd.md, section 1): with `local` temperat
 per-position marginals are tempered, P~(u) proportional to P(u)^(1/T) over the substructures at
 a position; with `global` temperature the teacher's whole-structure scores are divided by T before
 its marginals are computed. In both the student's scores are divided by T and the loss is scaled by T^2.
+
+A dependency parser teacher exposes `ParserScores`. Distilled into a sequence-labeling parser
+(Wang et al.'s cases 1b and 2b) its knowledge is expressed in the labeler's label space: each
+label of a word stands for one head and one relation, so P_t(label) = P_t(head) P_t(relation |
+head), and `parser_knowledge` turns that label distribution into the same `TeacherKnowledge` a
+tagger teacher gives.
 """
 
 from dataclasses import dataclass, field, fields
 
 import torch
 
-from structkd_plugin.structures import IndependentTags, LinearChainCRF
+from structkd_plugin.models.biaffine_parser import gather_heads, head_selection_log_probs
+from structkd_plugin.structures import (
+    IndependentTags,
+    LinearChainCRF,
+    NonProjectiveTree,
+    ProjectiveTree,
+    maximum_spanning_arborescence,
+    second_order_mean_field,
+)
 from structkd_plugin.structures.label_schemes import convert_pairwise_marginals, convert_unary_marginals
 
 
@@ -153,3 +167,140 @@ def _reordered(scores: TaggerScores, label_map: torch.Tensor) -> TaggerScores:
     transitions = None if scores.transitions is None else scores.transitions[order][:, order]
     vectors = None if scores.label_vectors is None else scores.label_vectors[order]
     return TaggerScores(pick(scores.emissions), scores.mask, transitions, pick(scores.start), pick(scores.end), vectors)
+
+
+@dataclass
+class ParserScores:
+    """A dependency parser's scores for one batch (the tensor conventions of `structures/`).
+
+    `arc_scores [B, n+1, n+1]`: `[b, h, d]` scores the arc h -> d, position 0 the root.
+    `relation_scores [B, n+1, n+1, R]`: log p(relation r | arc h -> d). `mask [B, n+1]`: True on
+    the root and the words. `tree` says which distribution over heads the parser defines:
+    "local" (an independent softmax over each word's heads), "nonprojective" or "projective"
+    (a single-root tree CRF), or "mean_field" (a second-order parser's mean-field approximation,
+    independent per word, from `sib_scores` and `grd_scores` in `iterations` rounds).
+    """
+
+    arc_scores: torch.Tensor
+    relation_scores: torch.Tensor
+    mask: torch.Tensor
+    tree: str = "local"
+    sib_scores: torch.Tensor | None = None
+    grd_scores: torch.Tensor | None = None
+    iterations: int = 3
+
+    @property
+    def is_factorized(self) -> bool:
+        """Whether words choose their heads independently (so adjacent words' joint marginals
+        are products of their own)."""
+        return self.tree in ("local", "mean_field")
+
+    def local_head_probs(self, temperature: float = 1.0) -> torch.Tensor:
+        """Each word's softmax over its heads of the first-order scores, `[B, n+1, n+1]` (`[b, h, d]`)."""
+        return head_selection_log_probs(self.arc_scores / temperature, self.mask).exp()
+
+    def head_marginals(self, temperature: float = 1.0) -> torch.Tensor:
+        """P(head of d = h) `[B, n+1, n+1]` under the parser's distribution with all scores / T."""
+        arcs = self.arc_scores / temperature
+        if self.tree == "local":
+            return head_selection_log_probs(arcs, self.mask).exp()
+        if self.tree == "mean_field":
+            return second_order_mean_field(
+                arcs, self.sib_scores / temperature, self.grd_scores / temperature, self.mask, self.iterations
+            )
+        tree_class = ProjectiveTree if self.tree == "projective" else NonProjectiveTree
+        return tree_class(arcs, self.mask, single_root=True).marginals()
+
+    def relation_probs(self, temperature: float = 1.0) -> torch.Tensor:
+        """p(r | h -> d) `[B, n+1, n+1, R]` with the relation scores / T."""
+        return (self.relation_scores / temperature).softmax(-1)
+
+    def best_tree(self) -> torch.Tensor:
+        """The parser's own decoding, `heads [B, n]` over the words: the best tree of a tree CRF,
+        else the maximum spanning tree of the log head marginals."""
+        if self.tree in ("nonprojective", "projective"):
+            tree_class = ProjectiveTree if self.tree == "projective" else NonProjectiveTree
+            return tree_class(self.arc_scores, self.mask, single_root=True).decode()[:, 1:]
+        log_marginals = self.head_marginals().clamp_min(torch.finfo(self.arc_scores.dtype).tiny).log()
+        return maximum_spanning_arborescence(log_marginals, self.mask, single_root=True)[:, 1:]
+
+
+def label_probs(
+    head_probs: torch.Tensor, relation_probs: torch.Tensor, label_heads: torch.Tensor, label_relations: torch.Tensor
+) -> torch.Tensor:
+    """P(label l of word i) = P(head of i = h_l) p(r_l | h_l -> i), in a labeler's label space `[B, n, L]`.
+
+    `head_probs [B, n+1, n+1]` and `relation_probs [B, n+1, n+1, R]` are a parser's; `label_heads
+    [B, n, L]` the head each label points to from each word (-1: nowhere; see
+    `DependencyLabelSet.label_heads`) and `label_relations [L]` each label's relation as an index
+    of the parser's relations (-1: the parser has no such relation). A (head, relation) pair that
+    no label of the student represents has no place in its label space: each word's distribution
+    is renormalized over the labels it has.
+    """
+    by_dependent = head_probs.transpose(1, 2)[:, 1:]  # [B, n, n+1]: P(head of word i+1 = h)
+    heads = label_heads.clamp_min(0)
+    relations = relation_probs.transpose(1, 2)[:, 1:]  # [B, n, n+1, R]
+    count = relations.size(-1)
+    relation = relations.flatten(2).gather(2, heads * count + label_relations.clamp_min(0))
+    probs = by_dependent.gather(2, heads) * relation
+    probs = probs.masked_fill((label_heads < 0) | (label_relations < 0), 0.0)
+    total = probs.sum(-1, keepdim=True)
+    return torch.where(total > 0, probs / total.clamp_min(torch.finfo(probs.dtype).tiny), probs)
+
+
+@torch.no_grad()
+def parser_knowledge(
+    teacher: ParserScores,
+    needs: set[str],
+    temperature: Temperature,
+    label_heads: torch.Tensor,
+    label_relations: torch.Tensor,
+    k: int = 1,
+) -> TeacherKnowledge:
+    """A parser teacher's knowledge in a sequence-labeling parser's label space (cases 1b, 2b).
+
+    The teacher's label marginals `label_probs` play the part of a tagger's unary marginals. Its
+    pairwise marginals exist only when its words pick heads independently (`is_factorized`: a
+    local or mean-field parser), as products of the unary ones (as for a softmax tagger, case 3);
+    a tree CRF's adjacent words are dependent, so asking a tree-CRF teacher for them is an error.
+    `token_probs` come from the first-order local softmax over heads (the parser's "emissions").
+    The K best label sequences are exact for a factorized teacher; for a tree CRF only its best
+    tree (k = 1) is known.
+    """
+    unknown = set(needs) - set(KNOWLEDGE)
+    if unknown:
+        raise ValueError(f"unknown teacher knowledge {sorted(unknown)}; known: {list(KNOWLEDGE)}")
+    if "scores" in needs:
+        raise ValueError("objectives that match raw scores need a teacher with the student's labels, not a parser")
+    if "pairwise" in needs and not teacher.is_factorized:
+        raise ValueError(
+            f"a {teacher.tree} tree-CRF teacher has no tractable marginals of adjacent words' labels, which "
+            "a CRF student's structural KD needs; use a softmax sequence labeler, the posterior objective, "
+            "or a local or second-order teacher"
+        )
+    global_t = temperature.value if temperature.kind == "global" else 1.0
+    words = teacher.mask[:, 1:]
+    marginals = label_probs(teacher.head_marginals(global_t), teacher.relation_probs(global_t), label_heads, label_relations)
+    as_tagger = TaggerScores(emissions=marginals.clamp_min(1e-30).log(), mask=words)
+    tagger_needs = needs & {"unary", "pairwise"}
+    local = Temperature("local", temperature.value if temperature.kind == "local" else 1.0)
+    knowledge = teacher_knowledge(as_tagger, tagger_needs, local)
+    if "token_probs" in needs:
+        t = temperature.value
+        knowledge.token_probs = label_probs(teacher.local_head_probs(t), teacher.relation_probs(t), label_heads, label_relations)
+    if "kbest" in needs:
+        if teacher.is_factorized:
+            tags, scores = as_tagger.distribution().kbest(k)
+            knowledge.kbest_log_probs = scores - as_tagger.distribution().log_partition()[:, None]
+            knowledge.kbest_tags = tags
+        elif k == 1:
+            heads = teacher.best_tree()
+            relations = gather_heads(teacher.relation_scores, heads).argmax(-1)
+            matches = (label_heads == heads[:, :, None]) & (label_relations == relations[:, :, None])
+            representable = (matches.any(-1) | ~words).all(-1)
+            knowledge.kbest_tags = matches.to(torch.long).argmax(-1)[:, None, :]
+            # The best tree counts with probability one where the student can write it, else not at all.
+            knowledge.kbest_log_probs = torch.where(representable, 0.0, float("-inf"))[:, None].to(teacher.arc_scores.dtype)
+        else:
+            raise ValueError(f"a tree-CRF teacher gives only its best tree to top_k (k = 1), not k = {k}")
+    return knowledge

@@ -13,6 +13,7 @@ the names follow the issue tracker:
 | `top_k` | the teacher's K best sequences (`weighted: true` gives top-WK) |
 | `structural` | the factorized objective -sum_y p_t(y) log p_s(y), any tagger pair |
 | `crf_to_crf`, `crf_to_softmax`, `softmax_to_crf` | `structural`, stating Wang et al.'s case 1a, 2a, 3 |
+| `biaffine_to_sequence_labeler`, `second_order_to_sequence_labeler` | `structural` from a parser into a sequence-labeling parser: case 1b, 2b |
 | `local_substructure` | Lin et al.'s score matching (MSE or KL on local potentials) |
 | `label_smoothing`, `partial_teacher`, `similarity_teacher` | Tang et al.'s synthetic teachers |
 """
@@ -32,8 +33,9 @@ class KDObjective(Registrable):
         """What this objective asks of the teacher (a subset of `knowledge.KNOWLEDGE`)."""
         raise NotImplementedError
 
-    def check_pair(self, teacher_is_crf: bool, student_is_crf: bool) -> None:
-        """Raises when this objective cannot distill this kind of teacher into this kind of student."""
+    def check_pair(self, teacher_kind: str, student_kind: str) -> None:
+        """Raises when this objective cannot distill this kind of teacher into this kind of
+        student. Kinds are those of `MODEL_KINDS`."""
 
     def loss(
         self,
@@ -46,8 +48,12 @@ class KDObjective(Registrable):
         raise NotImplementedError
 
 
-def kind(is_crf: bool) -> str:
-    return "crf" if is_crf else "softmax"
+# What a teacher or a student is, as far as objectives care (`distillation_model.model_kind`).
+CRF_TAGGERS = ("crf tagger", "crf sequence labeler")
+SOFTMAX_TAGGERS = ("softmax tagger", "softmax sequence labeler")
+SEQUENCE_LABELERS = ("crf sequence labeler", "softmax sequence labeler")
+PARSERS = ("biaffine parser", "second-order parser")
+MODEL_KINDS = CRF_TAGGERS + SOFTMAX_TAGGERS + PARSERS
 
 
 def _masked_sum(per_position: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -147,10 +153,12 @@ class TopKDistillation(KDObjective):
         ).distribution()
         log_probs = (repeated.log_score(flat_tags).reshape(batch, k) - distribution.log_partition()[:, None])
         exists = torch.isfinite(teacher.kbest_log_probs)
+        # A sentence may have no sequence to imitate (a parser teacher's best tree that the
+        # student's labels cannot write): it gets no loss.
         if self.weighted:
-            weights = teacher.kbest_log_probs.masked_fill(~exists, float("-inf")).softmax(dim=-1)
+            weights = teacher.kbest_log_probs.masked_fill(~exists, float("-inf")).softmax(dim=-1).nan_to_num(0.0)
         else:
-            weights = exists.to(log_probs.dtype) / exists.sum(dim=-1, keepdim=True)
+            weights = exists.to(log_probs.dtype) / exists.sum(dim=-1, keepdim=True).clamp_min(1)
         return -(weights * log_probs.masked_fill(~exists, 0.0)).sum(dim=-1)
 
 
@@ -195,17 +203,18 @@ class StructuralDistillation(KDObjective):
 
 
 class _ScenarioStructural(StructuralDistillation):
-    """`structural`, restricted to the one teacher/student pair a config says it means."""
+    """`structural`, restricted to the teacher/student pair a config says it means."""
 
-    teacher_is_crf: bool
-    student_is_crf: bool
+    name: str
+    teacher_kinds: tuple[str, ...]
+    student_kinds: tuple[str, ...]
 
-    def check_pair(self, teacher_is_crf, student_is_crf):
-        if (teacher_is_crf, student_is_crf) != (self.teacher_is_crf, self.student_is_crf):
+    def check_pair(self, teacher_kind, student_kind):
+        if teacher_kind not in self.teacher_kinds or student_kind not in self.student_kinds:
             raise ValueError(
-                f"objective {self.name!r} distills a {kind(self.teacher_is_crf)} teacher into a "
-                f"{kind(self.student_is_crf)} student, but the teacher is a {kind(teacher_is_crf)} "
-                f"tagger and the student a {kind(student_is_crf)} tagger"
+                f"objective {self.name!r} distills a {' or '.join(self.teacher_kinds)} teacher into a "
+                f"{' or '.join(self.student_kinds)} student, but the teacher is a {teacher_kind} and the "
+                f"student a {student_kind}"
             )
 
 
@@ -213,21 +222,37 @@ class _ScenarioStructural(StructuralDistillation):
 class CrfToCrf(_ScenarioStructural):
     """Case 1a: tag-bigram marginals of a CRF teacher into a CRF student."""
 
-    name, teacher_is_crf, student_is_crf = "crf_to_crf", True, True
+    name, teacher_kinds, student_kinds = "crf_to_crf", CRF_TAGGERS, CRF_TAGGERS
 
 
 @KDObjective.register("crf_to_softmax")
 class CrfToSoftmax(_ScenarioStructural):
     """Case 2a: unary marginals of a CRF teacher into a softmax student."""
 
-    name, teacher_is_crf, student_is_crf = "crf_to_softmax", True, False
+    name, teacher_kinds, student_kinds = "crf_to_softmax", CRF_TAGGERS, SOFTMAX_TAGGERS
 
 
 @KDObjective.register("softmax_to_crf")
 class SoftmaxToCrf(_ScenarioStructural):
     """Case 3: products of a softmax teacher's independent marginals into a CRF student."""
 
-    name, teacher_is_crf, student_is_crf = "softmax_to_crf", False, True
+    name, teacher_kinds, student_kinds = "softmax_to_crf", SOFTMAX_TAGGERS, CRF_TAGGERS
+
+
+@KDObjective.register("biaffine_to_sequence_labeler")
+class BiaffineToSequenceLabeler(_ScenarioStructural):
+    """Case 1b: a biaffine parser's head marginals times its relation probabilities, in a
+    sequence-labeling parser's label space."""
+
+    name, teacher_kinds, student_kinds = "biaffine_to_sequence_labeler", ("biaffine parser",), SEQUENCE_LABELERS
+
+
+@KDObjective.register("second_order_to_sequence_labeler")
+class SecondOrderToSequenceLabeler(_ScenarioStructural):
+    """Case 2b: a second-order parser's mean-field head marginals times its relation
+    probabilities, in a sequence-labeling parser's label space."""
+
+    name, teacher_kinds, student_kinds = "second_order_to_sequence_labeler", ("second-order parser",), SEQUENCE_LABELERS
 
 
 @KDObjective.register("local_substructure")

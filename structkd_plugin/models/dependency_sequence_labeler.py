@@ -105,6 +105,11 @@ class DependencySequenceLabeler(DependencyParser):
         label_relations = torch.tensor([relation_index[r] for r in self.label_set.relations], dtype=torch.long)
         self.register_buffer("label_relations", label_relations, persistent=False)
 
+    @property
+    def labels(self) -> list[str]:
+        """The encoded labels, label id i being `labels[i]` (as a tagger's `labels`)."""
+        return self.tagger.labels
+
     def tensorize(self, instances: list[Instance]) -> dict[str, Any]:
         words = [instance["words"] for instance in instances]
         _, mask = pad_sequences([[1] * len(sentence) for sentence in words], 0)

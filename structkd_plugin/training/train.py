@@ -30,7 +30,7 @@ from tango.common.exceptions import ConfigurationError
 
 from structkd_plugin.archival import archive_model
 from structkd_plugin.config import building, check_keys, explained_configuration_errors, import_structkd_registrations
-from structkd_plugin.data import DataError, DatasetReader, Instance, Vocabulary, without_labels
+from structkd_plugin.data import INPUT_LABEL_KEYS, DataError, DatasetReader, Instance, Vocabulary, without_labels
 from structkd_plugin.models.model import Model
 from structkd_plugin.training.checkpoint import Checkpointer, save_weights, write_json
 from structkd_plugin.training.trainer import InstanceLoader, InterleavedLoader, Trainer, evaluate
@@ -220,7 +220,7 @@ def _read_datasets(
         logger.info("Reading the %s data from %s", name, path)
         datasets[name] = list(dataset_reader.read(path))
         if name == "unlabeled":
-            datasets[name] = [without_labels(instance) for instance in datasets[name]]
+            datasets[name] = [without_labels(instance, keep=INPUT_LABEL_KEYS) for instance in datasets[name]]
         if not datasets[name]:
             raise DataError(path, None, f"the {name} data has no sentence")
     return datasets

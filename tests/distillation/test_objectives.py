@@ -137,9 +137,12 @@ def test_structural_gradient_is_student_minus_teacher_marginals(teacher_crf, stu
 )
 def test_scenario_names_accept_their_pair_and_reject_others(name, teacher_crf, student_crf):
     obj = objective(name)
-    obj.check_pair(teacher_crf, student_crf)
-    with pytest.raises(ValueError, match=f"{name}.*teacher is a {'softmax' if teacher_crf else 'crf'}"):
-        obj.check_pair(not teacher_crf, student_crf)
+    tagger = lambda is_crf: f"{'crf' if is_crf else 'softmax'} tagger"  # noqa: E731
+    obj.check_pair(tagger(teacher_crf), tagger(student_crf))
+    with pytest.raises(ValueError, match=f"{name}.*teacher is a {tagger(not teacher_crf)} and the student a {tagger(student_crf)}"):
+        obj.check_pair(tagger(not teacher_crf), tagger(student_crf))
+    with pytest.raises(ValueError, match="teacher is a biaffine parser"):
+        obj.check_pair("biaffine parser", tagger(student_crf))
     # The scenario computes exactly the structural objective.
     teacher, student = random_scores(teacher_crf, 7), random_scores(student_crf, 8)
     tau = Temperature()

@@ -1,0 +1,197 @@
+"""A parser teacher's knowledge in a sequence labeler's label space (Wang et al.'s cases 1b, 2b),
+and the KD objectives over it, against enumeration of every head and relation assignment."""
+
+import itertools
+
+import pytest
+import torch
+
+from structkd_plugin.distillation.knowledge import ParserScores, TaggerScores, Temperature, parser_knowledge
+from structkd_plugin.distillation.objectives import KDObjective
+from structkd_plugin.structures import LinearChainCRF
+from structkd_plugin.structures.dependency_encodings import DependencyLabelSet, encode_tree
+from tests.structures.tree_enumeration import all_trees
+
+LENGTHS = [3, 1, 2]
+RELATIONS = ["nsubj", "obj"]
+# Every rel_offset label of sentences of up to 3 words, with both relations: all trees are representable.
+LABELS = [f"{where}|{r}" for where in ["ROOT", "-2", "-1", "+1", "+2"] for r in RELATIONS]
+TREES = ("local", "nonprojective", "projective", "mean_field")
+
+
+def random_teacher(tree: str, seed: int) -> ParserScores:
+    generator = torch.Generator().manual_seed(seed)
+    size = max(LENGTHS) + 1
+    mask = torch.arange(size)[None, :] < torch.tensor(LENGTHS)[:, None] + 1
+    shape = (len(LENGTHS), size, size)
+    arcs = torch.randn(*shape, generator=generator, dtype=torch.float64) * 2
+    relations = torch.randn(*shape, len(RELATIONS), generator=generator, dtype=torch.float64).log_softmax(-1)
+    second_order = {}
+    if tree == "mean_field":
+        sib = torch.randn(*shape, size, generator=generator, dtype=torch.float64)
+        second_order = dict(
+            sib_scores=(sib + sib.transpose(-1, -2)) / 2,
+            grd_scores=torch.randn(*shape, size, generator=generator, dtype=torch.float64),
+            iterations=2,
+        )
+    return ParserScores(arcs, relations, mask, tree, **second_order)
+
+
+def label_space(labels: list[str] = LABELS):
+    label_set = DependencyLabelSet(labels, "rel_offset")
+    mask = torch.arange(max(LENGTHS))[None, :] < torch.tensor(LENGTHS)[:, None]
+    label_relations = torch.tensor([RELATIONS.index(r) for r in label_set.relations])
+    return label_set.label_heads(mask, None), label_relations, mask
+
+
+def head_assignments(teacher: ParserScores, b: int, temperature: float):
+    """Every head vector of sentence b the teacher gives mass to, with its probability."""
+    n = LENGTHS[b]
+    if teacher.tree in ("nonprojective", "projective"):
+        trees = all_trees(n, projective=teacher.tree == "projective", single_root=True)
+        scores = torch.stack([sum(teacher.arc_scores[b, t[d], d] for d in range(1, n + 1)) for t in trees]) / temperature
+        return [(t.tolist(), p) for t, p in zip(trees, scores.softmax(0))]
+    # Words choose their heads independently: the local softmax, or the mean-field factors.
+    marginals = teacher.head_marginals(temperature)[b]
+    choices = [[h for h in range(n + 1) if h != d] for d in range(1, n + 1)]
+    return [
+        ([0, *heads], torch.stack([marginals[h, d] for d, h in enumerate(heads, start=1)]).prod())
+        for heads in itertools.product(*choices)
+    ]
+
+
+def enumerate_label_sequences(teacher: ParserScores, b: int, temperature: float = 1.0) -> dict[tuple, torch.Tensor]:
+    """p_t of every label sequence (as label ids) of sentence b: trees times relations."""
+    n = LENGTHS[b]
+    relation_probs = teacher.relation_probs(temperature)[b]
+    index = {label: i for i, label in enumerate(LABELS)}
+    sequences: dict[tuple, torch.Tensor] = {}
+    for heads, p_heads in head_assignments(teacher, b, temperature):
+        for relations in itertools.product(range(len(RELATIONS)), repeat=n):
+            p = p_heads * torch.stack([relation_probs[heads[d], d, relations[d - 1]] for d in range(1, n + 1)]).prod()
+            labels = encode_tree(heads[1:], [RELATIONS[r] for r in relations], "rel_offset")
+            key = tuple(index[label] for label in labels)
+            sequences[key] = sequences.get(key, 0) + p
+    return sequences
+
+
+def knowledge(teacher, needs, temperature=Temperature(), k=1, labels=LABELS):
+    label_heads, label_relations, _ = label_space(labels)
+    return parser_knowledge(teacher, needs, temperature, label_heads, label_relations, k)
+
+
+@pytest.mark.parametrize("tree", TREES)
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_label_marginals_match_enumeration(tree, temperature):
+    teacher = random_teacher(tree, seed=1)
+    needs = {"unary", "pairwise"} if teacher.is_factorized else {"unary"}
+    result = knowledge(teacher, needs, Temperature("global", temperature))
+    for b, n in enumerate(LENGTHS):
+        unary = torch.zeros(n, len(LABELS), dtype=torch.float64)
+        pairwise = torch.zeros(n, len(LABELS), len(LABELS), dtype=torch.float64)
+        for sequence, p in enumerate_label_sequences(teacher, b, temperature).items():
+            for i, label in enumerate(sequence):
+                unary[i, label] += p
+                if i:
+                    pairwise[i, sequence[i - 1], label] += p
+        assert torch.allclose(result.unary[b, :n], unary, atol=1e-9)
+        assert torch.all(result.unary[b, n:] == 0)
+        if teacher.is_factorized:
+            assert torch.allclose(result.pairwise[b, :n], pairwise, atol=1e-9)
+
+
+def test_labels_the_student_lacks_are_left_out_and_the_rest_renormalized():
+    teacher = random_teacher("nonprojective", seed=2)
+    kept = [label for label in LABELS if not label.endswith("|obj") or label.startswith("ROOT")]
+    full = knowledge(teacher, {"unary"}).unary
+    reduced = knowledge(teacher, {"unary"}, labels=kept).unary
+    columns = [LABELS.index(label) for label in kept]
+    expected = full[:, :, columns] / full[:, :, columns].sum(-1, keepdim=True)
+    mask = label_space()[2]
+    assert torch.allclose(reduced[mask], expected[mask], atol=1e-12)
+
+
+def objective(name: str, **params) -> KDObjective:
+    return KDObjective.by_name(name)(**params)
+
+
+def random_student(is_crf: bool, seed: int) -> TaggerScores:
+    generator = torch.Generator().manual_seed(seed)
+    _, _, mask = label_space()
+    emissions = torch.randn(len(LENGTHS), max(LENGTHS), len(LABELS), generator=generator, dtype=torch.float64)
+    if not is_crf:
+        return TaggerScores(emissions, mask)
+    transitions, start, end = (torch.randn(*s, generator=generator, dtype=torch.float64) for s in ((len(LABELS),) * 2, (len(LABELS),), (len(LABELS),)))
+    return TaggerScores(emissions, mask, transitions, start, end)
+
+
+def student_log_prob(student: TaggerScores, b: int, sequence: tuple, temperature: float) -> torch.Tensor:
+    distribution = student.distribution(temperature)
+    padded = torch.zeros(len(LENGTHS), max(LENGTHS), dtype=torch.long)
+    padded[b, : len(sequence)] = torch.tensor(sequence)
+    return (distribution.log_score(padded) - distribution.log_partition())[b]
+
+
+@pytest.mark.parametrize(
+    "tree,student_crf",
+    [("local", False), ("local", True), ("nonprojective", False), ("projective", False), ("mean_field", False), ("mean_field", True)],
+)
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_structural_is_the_cross_entropy_over_all_label_sequences(tree, student_crf, temperature):
+    teacher, student = random_teacher(tree, seed=3), random_student(student_crf, seed=4)
+    tau = Temperature("global", temperature)
+    structural = objective("structural")
+    loss = structural.loss(knowledge(teacher, structural.needs(student), tau), student, tau)
+    for b in range(len(LENGTHS)):
+        expected = -sum(
+            p * student_log_prob(student, b, sequence, temperature)
+            for sequence, p in enumerate_label_sequences(teacher, b, temperature).items()
+        ) * temperature**2
+        assert torch.allclose(loss[b], expected, atol=1e-9)
+
+
+def test_a_tree_crf_teacher_cannot_give_a_crf_student_adjacent_marginals():
+    with pytest.raises(ValueError, match="nonprojective tree-CRF teacher.*posterior"):
+        knowledge(random_teacher("nonprojective", seed=5), {"unary", "pairwise"})
+
+
+def test_token_probs_are_the_local_softmaxes_in_label_space():
+    teacher = random_teacher("nonprojective", seed=6)
+    local = ParserScores(teacher.arc_scores, teacher.relation_scores, teacher.mask, "local")
+    expected = knowledge(local, {"unary"}, Temperature("global", 2.0)).unary
+    assert torch.allclose(knowledge(teacher, {"token_probs"}, Temperature("local", 2.0)).token_probs, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("tree", ["local", "mean_field"])
+def test_kbest_of_a_factorized_teacher_are_its_most_likely_label_sequences(tree):
+    teacher, k = random_teacher(tree, seed=7), 3
+    result = knowledge(teacher, {"kbest"}, k=k)
+    for b, n in enumerate(LENGTHS):
+        ranked = sorted(enumerate_label_sequences(teacher, b).items(), key=lambda item: -item[1])
+        exists = min(k, len(ranked))
+        assert [tuple(t[:n]) for t in result.kbest_tags[b, :exists].tolist()] == [s for s, _ in ranked[:exists]]
+        assert torch.allclose(result.kbest_log_probs[b, :exists].exp(), torch.stack([p for _, p in ranked[:exists]]), atol=1e-9)
+
+
+def test_kbest_of_a_tree_crf_teacher_is_its_best_tree_written_in_labels():
+    teacher = random_teacher("projective", seed=8)
+    result = knowledge(teacher, {"kbest"}, k=1)
+    heads = teacher.best_tree()
+    relations = teacher.relation_scores.argmax(-1)
+    index = {label: i for i, label in enumerate(LABELS)}
+    for b, n in enumerate(LENGTHS):
+        sentence_heads = heads[b, :n].tolist()
+        labels = encode_tree(sentence_heads, [RELATIONS[relations[b, h, d]] for d, h in enumerate(sentence_heads, 1)], "rel_offset")
+        assert result.kbest_tags[b, 0, :n].tolist() == [index[label] for label in labels]
+    assert torch.all(result.kbest_log_probs == 0)
+    with pytest.raises(ValueError, match="only its best tree"):
+        knowledge(teacher, {"kbest"}, k=2)
+
+
+def test_scenario_names_of_the_parsing_cases():
+    objective("biaffine_to_sequence_labeler").check_pair("biaffine parser", "softmax sequence labeler")
+    objective("second_order_to_sequence_labeler").check_pair("second-order parser", "crf sequence labeler")
+    with pytest.raises(ValueError, match="second_order_to_sequence_labeler.*teacher is a biaffine parser"):
+        objective("second_order_to_sequence_labeler").check_pair("biaffine parser", "softmax sequence labeler")
+    with pytest.raises(ValueError, match="student a softmax tagger"):
+        objective("biaffine_to_sequence_labeler").check_pair("biaffine parser", "softmax tagger")

@@ -1,0 +1,121 @@
+"""Parsers distilled into sequence-labeling parsers (Wang et al.'s cases 1b and 2b), end to end on
+the UD fixture: student-only archives, cached and online teachers, unsupported pairs."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from tango.common import Params
+
+from structkd_plugin.archival import load_archive
+from structkd_plugin.commands.predict import predictions
+from structkd_plugin.config import import_structkd_registrations
+from structkd_plugin.data import UniversalDependenciesDatasetReader, Vocabulary, without_labels
+from structkd_plugin.models import DependencySequenceLabeler, Model
+from structkd_plugin.training.train import train_model
+from tests.models.test_dependency_sequence_labeler import labeler_config
+from tests.models.test_parsers import parser_config
+
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "universal_dependencies.conllu"
+
+
+@pytest.fixture(scope="module")
+def teachers(tmp_path_factory):
+    import_structkd_registrations()
+    root = tmp_path_factory.mktemp("parsers")
+    archives = {}
+    for name, model_type, tree in [
+        ("local", "biaffine_parser", "local"),
+        ("nonprojective", "biaffine_parser", "nonprojective"),
+        ("second_order", "second_order_parser", "nonprojective"),
+    ]:
+        train_model(Params(parser_config(model_type, tree, num_epochs=4)), root / name)
+        archives[name] = root / name / "model.tar.gz"
+    return archives
+
+
+def distillation_config(teacher: Path, objective: dict, cache_dir: Path, encoding="rel_pos", crf=False, **model) -> dict:
+    config = labeler_config(encoding, crf, num_epochs=2)
+    config["model"] = {
+        "type": "distillation",
+        "teacher_archive": str(teacher),
+        "student": config["model"],
+        "objective": objective,
+        "teacher_cache_dir": str(cache_dir),
+        **model,
+    }
+    return config
+
+
+def build(config: dict):
+    instances = list(UniversalDependenciesDatasetReader(tag_label=config["dataset_reader"]["tag_label"]).read(FIXTURE))
+    return Model.from_params(Params(config["model"]), vocab=Vocabulary.from_instances(instances)), instances
+
+
+@pytest.mark.parametrize(
+    "teacher,objective,encoding,crf",
+    [
+        ("local", {"type": "biaffine_to_sequence_labeler"}, "rel_pos", False),
+        ("local", {"type": "structural"}, "rel_offset", True),
+        ("nonprojective", {"type": "biaffine_to_sequence_labeler"}, "rel_offset", False),
+        ("nonprojective", {"type": "posterior"}, "rel_pos", True),
+        ("nonprojective", {"type": "top_k", "k": 1}, "rel_pos", False),
+        ("second_order", {"type": "second_order_to_sequence_labeler"}, "rel_pos", True),
+        ("second_order", {"type": "token"}, "rel_offset", False),
+        ("local", {"type": "partial_teacher"}, "rel_pos", False),
+    ],
+)
+def test_a_parser_distills_into_a_sequence_labeler_archive(teachers, tmp_path, teacher, objective, encoding, crf):
+    config = distillation_config(teachers[teacher], objective, tmp_path / "cache", encoding, crf, teacher_cache=True)
+    train_model(Params(config), tmp_path / "run")
+    archive = load_archive(tmp_path / "run" / "model.tar.gz")
+    assert isinstance(archive.model, DependencySequenceLabeler)
+    assert archive.config["model"]["type"] == "dependency_sequence_labeler"
+    data = list(archive.validation_dataset_reader.read(FIXTURE))
+    for prediction in predictions(archive.model, data, 8):
+        assert sum(head == 0 for head in prediction["heads"]) == 1
+
+
+@pytest.mark.parametrize("teacher,crf", [("nonprojective", False), ("second_order", True)])
+def test_cached_and_online_parser_teachers_give_the_same_loss(teachers, tmp_path, teacher, crf):
+    objective = {"type": "structural"}
+    online, instances = build(distillation_config(teachers[teacher], objective, tmp_path, crf=crf))
+    cached, _ = build(distillation_config(teachers[teacher], dict(objective), tmp_path, crf=crf, teacher_cache=True, teacher_cache_dtype="float32"))
+    cached.student.load_state_dict(online.student.state_dict())
+    cached.prepare_for_training({"train": instances})
+    online.eval(), cached.eval()
+    batch = instances[:12]
+    cached_batch = cached.tensorize(batch)
+    assert "knowledge" in cached_batch
+    assert torch.allclose(online(**online.tensorize(batch))["kd_loss"], cached(**cached_batch)["kd_loss"], atol=1e-5)
+
+
+def test_the_teacher_reads_upos_but_no_gold_tree(teachers, tmp_path):
+    """The PoS-embedding teacher needs the words' UPOS, also on unlabeled text; gold heads would be cheating."""
+    model, instances = build(distillation_config(teachers["local"], {"type": "structural"}, tmp_path))
+    model.eval()
+    unlabeled = [without_labels(instance, keep=("upos",)) for instance in instances[:6]]
+    with_gold = model(**model.tensorize(instances[:6]))
+    without_gold = model(**model.tensorize(unlabeled))
+    assert torch.allclose(with_gold["kd_loss"], without_gold["kd_loss"])
+    assert "gold_loss" in with_gold and without_gold["gold_loss"] == 0
+
+
+def test_unsupported_pairs_fail_naming_them(teachers, tmp_path):
+    with pytest.raises(ValueError, match="nonprojective tree-CRF teacher.*posterior"):
+        model, instances = build(distillation_config(teachers["nonprojective"], {"type": "structural"}, tmp_path, crf=True))
+        model(**model.tensorize(instances[:4]))
+    with pytest.raises(ValueError, match="biaffine_to_sequence_labeler.*the teacher is a second-order parser"):
+        build(distillation_config(teachers["second_order"], {"type": "biaffine_to_sequence_labeler"}, tmp_path))
+    tagger = distillation_config(teachers["local"], {"type": "structural"}, tmp_path)
+    tagger["dataset_reader"]["tag_label"] = "upos"
+    tagger["model"]["student"] = {
+        "type": "crf_tagger",
+        "text_embedder": {"token_embedders": {"words": {"type": "word", "embedding_dim": 8}}},
+    }
+    with pytest.raises(ValueError, match="biaffine parser teacher distills into a sequence-labeling parser, not a crf tagger"):
+        build(tagger)
+    parser_student = distillation_config(teachers["local"], {"type": "structural"}, tmp_path)
+    parser_student["model"]["student"] = parser_config("biaffine_parser", "local")["model"]
+    with pytest.raises(ValueError, match="the student is a biaffine parser"):
+        build(parser_student)
