@@ -22,7 +22,15 @@ setup(
         "safetensors>=0.4",
         "tqdm>=4.66",
     ],
-    entry_points={"console_scripts": ["structkd=structkd_plugin.commands:main"]},
+    entry_points={
+        "console_scripts": ["structkd=structkd_plugin.commands:main"],
+        # spaCy finds the components of an exported pipeline through these (names without dots).
+        "spacy_factories": [
+            "structkd_ner=structkd_plugin.spacy_components.ner:make_ner",
+            "structkd_tagger=structkd_plugin.spacy_components.tagger:make_tagger",
+            "structkd_parser=structkd_plugin.spacy_components.parser:make_parser",
+        ],
+    },
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100"],
         "bench": ["torch-struct==0.5", "matplotlib>=3.8"],

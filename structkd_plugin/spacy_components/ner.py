@@ -1,0 +1,40 @@
+"""`structkd_ner`: a span tagger's entities into `doc.ents`."""
+
+from typing import Optional
+
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+
+from structkd_plugin.models import Model, SequenceTagger
+from structkd_plugin.spacy_components.base import SegmentPrediction, StructkdComponent
+from structkd_plugin.structures.label_schemes import spans_from_tags
+
+
+class StructkdNer(StructkdComponent):
+    """Runs a tagger whose tags encode spans (its `label_encoding`: BIO, IOB1 or BIOES) and sets
+    `doc.ents` to the spans its tags decode to (conlleval's chunk rule, `spans_from_tags`),
+    replacing the entities already there. Config keys: `batch_size`, `max_length` (see
+    `StructkdComponent`)."""
+
+    def model_problem(self, model: Model) -> str | None:
+        if isinstance(model, SequenceTagger) and model.label_encoding:
+            return None
+        return f"it is a {type(model).__name__}, not a tagger with a span label_encoding (BIO, IOB1 or BIOES)"
+
+    def annotate(self, doc: Doc, segments: list[SegmentPrediction]) -> None:
+        scheme = self.structkd_model.label_encoding
+        entities = [
+            Span(doc, start + first, start + last + 1, label=label)
+            for start, prediction in segments
+            for label, first, last in spans_from_tags(prediction["tags"], scheme)
+        ]
+        doc.set_ents(entities, default="outside")
+
+
+@Language.factory(
+    "structkd_ner",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type"],
+    default_config={"batch_size": 32, "max_length": 256},
+)
+def make_ner(nlp: Language, name: str, batch_size: int, max_length: Optional[int]) -> StructkdNer:
+    return StructkdNer(nlp, name, batch_size, max_length)
