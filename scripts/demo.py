@@ -4,6 +4,8 @@
 2. Distills it into a small CRF student with several KD objectives, one config each
    (training_configs/distill/*.jsonnet), changing nothing else.
 3. Prints their test scores side by side.
+4. Ships the structural-KD student as a spaCy pipeline (`structkd export-spacy`) and runs it
+   through spaCy on a few sentences.
 
 Each run is exactly `structkd train CONFIG -s DIR --overrides ...`; the overrides only shrink the
 real configs to fixture size (a 90-sentence training set). Runs go to runs/demo/ (or --output).
@@ -16,6 +18,9 @@ import shutil
 import time
 from pathlib import Path
 
+import spacy
+
+from structkd_plugin.commands.cli import cli
 from structkd_plugin.config import import_plugins, load_config
 from structkd_plugin.training.train import train_model
 
@@ -30,6 +35,11 @@ STUDENTS = [
     ("token", "token KD (Hinton)"),
     ("posterior", "posterior KD"),
     ("structural", "structural KD (Wang et al.)"),
+]
+SPACY_SENTENCES = [
+    "Tomasz Nowak was appointed chief executive of Marlow Bank.",
+    "Maria Silva flew from Gdansk to London on Monday.",
+    "The Bank of England said prices rose in March.",
 ]
 
 
@@ -78,6 +88,18 @@ def main() -> None:
             f"{metrics['best_validation_f1-measure-overall']:>8.3f} {metrics['seconds']:>8.1f}"
         )
     print(f"\nArchives, metrics and logs are in {output}/*/ (the students' archives hold the student alone).")
+    ship_with_spacy(output / "student-structural" / "model.tar.gz", output / "spacy-student")
+
+
+def ship_with_spacy(archive: Path, pipeline: Path) -> None:
+    """Exports a student as a spaCy pipeline and prints the entities it finds in raw text."""
+    arguments = ["export-spacy", str(archive), str(pipeline), "--lang", "en"]
+    print(f"\n== structkd {' '.join(arguments)}", flush=True)
+    cli.main(args=arguments, standalone_mode=False)
+    nlp = spacy.load(pipeline)
+    for doc in nlp.pipe(SPACY_SENTENCES):
+        entities = ", ".join(f"{entity.text} [{entity.label_}]" for entity in doc.ents) or "(none)"
+        print(f"{doc.text}\n    -> {entities}")
 
 
 if __name__ == "__main__":
