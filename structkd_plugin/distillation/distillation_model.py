@@ -16,10 +16,11 @@ from structkd_plugin.distillation.knowledge import (
     TeacherKnowledge,
     Temperature,
     parser_knowledge,
+    parser_to_parser_knowledge,
     teacher_knowledge,
 )
 from structkd_plugin.distillation.objectives import CRF_TAGGERS, PARSERS, SEQUENCE_LABELERS, KDObjective
-from structkd_plugin.distillation.teacher_cache import TeacherCache, cache_key, file_digest, instance_key
+from structkd_plugin.distillation.teacher_cache import HEAD_INDEXED, TeacherCache, cache_key, file_digest, instance_key, pad_dim
 from structkd_plugin.models.biaffine_parser import BiaffineParser
 from structkd_plugin.models.crf_tagger import CrfTagger
 from structkd_plugin.models.dependency_sequence_labeler import DependencySequenceLabeler
@@ -84,10 +85,10 @@ class DistillationModel(Model):
     vocab : `Vocabulary`
         The student's vocabulary (built from the training data as for any model).
     student : `Model`
-        The student, any registered tagger or `dependency_sequence_labeler` config.
+        The student, any registered tagger or parser config.
     teacher_archive : `str` or `dict[str, str]`
-        The teacher's `model.tar.gz` (a tagger; or a parser, whose student must then be a
-        sequence-labeling parser: Wang et al.'s cases 1b, 2b); or a mapping from a value of `teacher_key` (e.g. a
+        The teacher's `model.tar.gz`: a tagger for a tagger student; a parser for a parser
+        student or for a sequence-labeling parser (Wang et al.'s cases 1b, 2b); or a mapping from a value of `teacher_key` (e.g. a
         language) to a teacher archive, so several monolingual teachers distill into one student.
     objective : `KDObjective`
         The KD objective by name, with its parameters (`{"type": "structural"}`, `{"type":
@@ -152,17 +153,12 @@ class DistillationModel(Model):
         # Teachers are kept out of the module tree: they are neither trained nor saved.
         self.teachers: dict[str, Model] = {}
         # How each teacher's labels read in the student's label space: a 0/1 matrix between two
-        # taggers' label sets (None when equal); for a parser teacher, each student label's
-        # relation as an index of the teacher's relations.
+        # taggers' label sets (None when equal); for a parser teacher, each student label's (or,
+        # for a parser student, each student relation's) relation as an index of the teacher's.
         self.label_maps: dict[str, torch.Tensor | None] = {}
         student_kind = model_kind(self.student)
         self.student_is_crf = student_kind in CRF_TAGGERS
-        if student_kind in PARSERS:
-            raise ValueError(
-                f"the student is a {student_kind}, but students are taggers or sequence-labeling parsers "
-                f"(dependency_sequence_labeler) for now"
-            )
-        student_labels = self.student.labels
+        self.student_is_parser = student_kind in PARSERS
         for name, path in archives.items():
             teacher = load_archive(path, overrides=teacher_overrides, cuda_device=teacher_device).model
             teacher.eval()
@@ -171,14 +167,20 @@ class DistillationModel(Model):
             teacher_kind = model_kind(teacher)
             self.objective.check_pair(teacher_kind, student_kind)
             if teacher_kind in PARSERS:
-                if student_kind not in SEQUENCE_LABELERS:
-                    raise ValueError(f"a {teacher_kind} teacher distills into a sequence-labeling parser, not a {student_kind}")
+                if student_kind not in SEQUENCE_LABELERS + PARSERS:
+                    raise ValueError(f"a {teacher_kind} teacher distills into a parser or a sequence-labeling parser, not a {student_kind}")
                 relation_index = {relation: i for i, relation in enumerate(teacher.relations)}
-                student_relations = [self.student.relations[r] for r in self.student.label_relations.tolist()]
+                student_relations = (
+                    self.student.relations
+                    if self.student_is_parser
+                    else [self.student.relations[r] for r in self.student.label_relations.tolist()]
+                )
                 self.label_maps[name] = torch.tensor([relation_index.get(r, -1) for r in student_relations])
+            elif self.student_is_parser:
+                raise ValueError(f"a {student_kind} student learns from a parser teacher, not a {teacher_kind}")
             else:
-                same = list(teacher.labels) == list(student_labels)
-                self.label_maps[name] = None if same else marginal_conversion_matrix(teacher.labels, student_labels)
+                same = list(teacher.labels) == list(self.student.labels)
+                self.label_maps[name] = None if same else marginal_conversion_matrix(teacher.labels, self.student.labels)
         self.use_cache = teacher_cache
         default_dir = Path(os.environ.get("STRUCTKD_CACHE", Path.home() / ".cache" / "structkd")) / "teachers"
         self.cache_dir = Path(teacher_cache_dir) if teacher_cache_dir else default_dir
@@ -191,10 +193,6 @@ class DistillationModel(Model):
 
     # ------------------------------------------------------------------ the Model API
 
-    @property
-    def labels(self) -> list[str]:
-        return self.student.labels
-
     def tensorize(self, instances: list[Instance]) -> dict[str, Any]:
         batch = {"student": self.student.tensorize(instances), "instances": instances}
         knowledge = self._cached_knowledge(instances)
@@ -204,7 +202,7 @@ class DistillationModel(Model):
 
     def forward(self, student: dict[str, Any], instances: list[Instance], knowledge: TeacherKnowledge | None = None) -> dict[str, torch.Tensor]:
         output = self.student(**student)
-        scores = tagger_scores(output)
+        scores = parser_scores(self.student, output) if self.student_is_parser else tagger_scores(output)
         if knowledge is None:
             knowledge = self._online_knowledge(instances, scores)
         kd_loss = self.objective.loss(knowledge, scores, self.temperature, student.get("tags")).mean()
@@ -243,9 +241,9 @@ class DistillationModel(Model):
             )
         return value
 
-    def _teacher_knowledge(self, instances: list[Instance], student_is_crf: bool) -> TeacherKnowledge:
+    def _teacher_knowledge(self, instances: list[Instance]) -> TeacherKnowledge:
         """Runs the teachers (each on its own sentences) and merges their knowledge."""
-        needs = self.objective.needs(_KindOnly(student_is_crf))
+        needs = self.objective.needs(_KindOnly(self.student_is_crf, self.student_is_parser))
         groups: dict[str, list[int]] = {}
         for i, instance in enumerate(instances):
             groups.setdefault(self._teacher_name(instance), []).append(i)
@@ -257,7 +255,11 @@ class DistillationModel(Model):
             with torch.no_grad():
                 output = teacher(**move_to_device(teacher.tensorize(unlabeled), teacher.device))
             k = getattr(self.objective, "k", 1)
-            if isinstance(teacher, BiaffineParser):
+            if self.student_is_parser:
+                knowledge = parser_to_parser_knowledge(
+                    parser_scores(teacher, output), needs, self.temperature, self.label_maps[name].to(teacher.device), k
+                )
+            elif isinstance(teacher, BiaffineParser):
                 knowledge = parser_knowledge(
                     parser_scores(teacher, output), needs, self.temperature, *self._label_heads(unlabeled, name, teacher.device), k
                 )
@@ -274,7 +276,7 @@ class DistillationModel(Model):
         return label_heads.to(device), self.label_maps[teacher_name].to(device)
 
     def _online_knowledge(self, instances: list[Instance], student: TaggerScores) -> TeacherKnowledge:
-        return move_to_device(self._teacher_knowledge(instances, student.is_crf), student.emissions.device)
+        return move_to_device(self._teacher_knowledge(instances), student.mask.device)
 
     def _cached_knowledge(self, instances: list[Instance]) -> TeacherKnowledge | None:
         for cache in self.caches:
@@ -287,12 +289,11 @@ class DistillationModel(Model):
         """With `teacher_cache`, computes (or finds on disk) each dataset's teacher knowledge."""
         if not self.use_cache:
             return
-        student_is_crf = self.student_is_crf
         description = {
-            "needs": sorted(self.objective.needs(_KindOnly(student_is_crf))),
+            "needs": sorted(self.objective.needs(_KindOnly(self.student_is_crf, self.student_is_parser))),
             "temperature": [self.temperature.kind, self.temperature.value],
             "k": getattr(self.objective, "k", 1),
-            "student_labels": list(self.student.labels),
+            "student_labels": list(self.student.relations if self.student_is_parser else self.student.labels),
             "pairwise_top_k": self.pairwise_top_k,
             "dtype": str(self.cache_dtype),
             "teacher_key": self.teacher_key if len(self.teachers) > 1 else None,
@@ -311,7 +312,7 @@ class DistillationModel(Model):
                 cache = TeacherCache.build(
                     path,
                     [instance_key(instance) for instance in instances],
-                    (self._teacher_knowledge(batch, student_is_crf) for batch in batches),
+                    (self._teacher_knowledge(batch) for batch in batches),
                     storage_dtype=self.cache_dtype,
                     pairwise_top_k=self.pairwise_top_k,
                 )
@@ -323,8 +324,9 @@ class DistillationModel(Model):
 class _KindOnly:
     """Stands in for the student's scores where an objective only asks what kind of tagger it is."""
 
-    def __init__(self, is_crf: bool) -> None:
+    def __init__(self, is_crf: bool, is_parser: bool = False) -> None:
         self.is_crf = is_crf
+        self.is_parser = is_parser
 
 
 def _merge(parts: list[tuple[list[int], TeacherKnowledge]], batch_size: int) -> TeacherKnowledge:
@@ -336,11 +338,13 @@ def _merge(parts: list[tuple[list[int], TeacherKnowledge]], batch_size: int) -> 
     for rows, knowledge in parts:
         index = torch.tensor(rows)
         for name, tensor in knowledge.tensors().items():
-            # The sentence-length dimension is 1, except for k-best tags [B, K, n].
-            time_dim = 2 if name == "kbest_tags" else 1
-            if name != "kbest_log_probs":
-                pad = [0, 0] * (tensor.dim() - time_dim - 1) + [0, length - tensor.size(time_dim)]
-                tensor = torch.nn.functional.pad(tensor, pad)
+            # The sentence-length dimension is 1, except for k-best lists [B, K, n].
+            if name in ("kbest_tags", "kbest_relations"):
+                tensor = pad_dim(tensor, 2, length)
+            elif name != "kbest_log_probs":
+                tensor = pad_dim(tensor, 1, length)
+            if name in HEAD_INDEXED:
+                tensor = pad_dim(tensor, 2, length + 1)
             if name not in merged:
                 merged[name] = tensor.new_zeros(batch_size, *tensor.shape[1:])
             merged[name][index] = tensor

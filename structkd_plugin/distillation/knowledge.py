@@ -63,6 +63,8 @@ class TaggerScores:
     end: torch.Tensor | None = None
     label_vectors: torch.Tensor | None = None
 
+    is_parser = False
+
     @property
     def is_crf(self) -> bool:
         return self.transitions is not None
@@ -83,6 +85,13 @@ class TeacherKnowledge:
     kbest_tags `[B, K, n]` (student label ids) and kbest_log_probs `[B, K]`: the teacher's K best
     sequences and their log-probabilities (-inf where fewer than K exist). scores: the teacher's
     raw potentials (only when the label spaces coincide: score matching needs the same labels).
+
+    For a parser student, indexed by dependent (word i + 1) then head h (0 the root, as in
+    `structures/`; R the student's relations): arcs `[B, n, n+1]`: P_t(head = h);
+    local_arcs `[B, n, n+1]`: the teacher's first-order softmax over heads (its "emissions");
+    relations `[B, n, n+1, R]`: p_t(r | h -> word); arc_scores `[B, n, n+1]`: its raw arc scores;
+    kbest_tags then hold heads `[B, K, n]`, with kbest_relations `[B, K, n]` (-1: a relation
+    the student lacks).
     """
 
     mask: torch.Tensor
@@ -92,14 +101,19 @@ class TeacherKnowledge:
     kbest_tags: torch.Tensor | None = None
     kbest_log_probs: torch.Tensor | None = None
     scores: TaggerScores | None = field(default=None)
+    arcs: torch.Tensor | None = None
+    local_arcs: torch.Tensor | None = None
+    relations: torch.Tensor | None = None
+    arc_scores: torch.Tensor | None = None
+    kbest_relations: torch.Tensor | None = None
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """The tensors this bundle holds, by field name (what the teacher cache stores)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), torch.Tensor)}
 
 
-# Quantities an objective may ask the teacher for.
-KNOWLEDGE = ("unary", "pairwise", "token_probs", "kbest", "scores")
+# Quantities an objective may ask the teacher for (the last four for parser students).
+KNOWLEDGE = ("unary", "pairwise", "token_probs", "kbest", "scores", "arcs", "local_arcs", "relations", "arc_scores")
 
 
 def temper_marginals(marginals: torch.Tensor, temperature: float, dims: int) -> torch.Tensor:
@@ -189,6 +203,9 @@ class ParserScores:
     grd_scores: torch.Tensor | None = None
     iterations: int = 3
 
+    is_parser = True
+    is_crf = False
+
     @property
     def is_factorized(self) -> bool:
         """Whether words choose their heads independently (so adjacent words' joint marginals
@@ -208,8 +225,12 @@ class ParserScores:
             return second_order_mean_field(
                 arcs, self.sib_scores / temperature, self.grd_scores / temperature, self.mask, self.iterations
             )
+        return self.distribution(temperature).marginals()
+
+    def distribution(self, temperature: float = 1.0) -> NonProjectiveTree | ProjectiveTree:
+        """The tree CRF (`tree` "nonprojective" or "projective") with all scores / T."""
         tree_class = ProjectiveTree if self.tree == "projective" else NonProjectiveTree
-        return tree_class(arcs, self.mask, single_root=True).marginals()
+        return tree_class(self.arc_scores / temperature, self.mask, single_root=True)
 
     def relation_probs(self, temperature: float = 1.0) -> torch.Tensor:
         """p(r | h -> d) `[B, n+1, n+1, R]` with the relation scores / T."""
@@ -219,8 +240,7 @@ class ParserScores:
         """The parser's own decoding, `heads [B, n]` over the words: the best tree of a tree CRF,
         else the maximum spanning tree of the log head marginals."""
         if self.tree in ("nonprojective", "projective"):
-            tree_class = ProjectiveTree if self.tree == "projective" else NonProjectiveTree
-            return tree_class(self.arc_scores, self.mask, single_root=True).decode()[:, 1:]
+            return self.distribution().decode()[:, 1:]
         log_marginals = self.head_marginals().clamp_min(torch.finfo(self.arc_scores.dtype).tiny).log()
         return maximum_spanning_arborescence(log_marginals, self.mask, single_root=True)[:, 1:]
 
@@ -303,4 +323,52 @@ def parser_knowledge(
             knowledge.kbest_log_probs = torch.where(representable, 0.0, float("-inf"))[:, None].to(teacher.arc_scores.dtype)
         else:
             raise ValueError(f"a tree-CRF teacher gives only its best tree to top_k (k = 1), not k = {k}")
+    return knowledge
+
+
+def by_dependent(tensor: torch.Tensor) -> torch.Tensor:
+    """`[B, n+1 (head), n+1 (dependent), ...]` -> `[B, n (word), n+1 (head), ...]`: each word's row of heads."""
+    return tensor.transpose(1, 2)[:, 1:]
+
+
+@torch.no_grad()
+def parser_to_parser_knowledge(
+    teacher: ParserScores, needs: set[str], temperature: Temperature, relation_map: torch.Tensor, k: int = 1
+) -> TeacherKnowledge:
+    """A parser teacher's knowledge for a parser student, indexed by dependent (see `TeacherKnowledge`).
+
+    `relation_map [R_s]` gives each student relation's index among the teacher's (-1 when the
+    teacher has none); the teacher's relation distributions are renormalized over the relations
+    the student has. Only the teacher's best tree is known as a K-best list (k = 1).
+    """
+    unknown = set(needs) - {"arcs", "local_arcs", "relations", "arc_scores", "kbest"}
+    if unknown:
+        raise ValueError(f"a parser student takes arcs, relations, arc scores or the best tree from its teacher, not {sorted(unknown)}")
+    global_t = temperature.value if temperature.kind == "global" else 1.0
+    local_t = temperature.value if temperature.kind == "local" else 1.0
+    words = teacher.mask[:, 1:]
+    knowledge = TeacherKnowledge(mask=words)
+    if "arcs" in needs:
+        knowledge.arcs = temper_marginals(by_dependent(teacher.head_marginals(global_t)), local_t, dims=1)
+    if "local_arcs" in needs:
+        knowledge.local_arcs = by_dependent(teacher.local_head_probs(temperature.value))
+    if "relations" in needs:
+        probs = by_dependent(teacher.relation_probs(temperature.value))[..., relation_map.clamp_min(0)]
+        probs = probs.masked_fill(relation_map < 0, 0.0)
+        total = probs.sum(-1, keepdim=True)
+        knowledge.relations = torch.where(total > 0, probs / total.clamp_min(torch.finfo(probs.dtype).tiny), probs)
+    if "arc_scores" in needs:
+        knowledge.arc_scores = by_dependent(teacher.arc_scores)
+    if "kbest" in needs:
+        if k != 1:
+            raise ValueError(f"a parser teacher gives a parser student only its best tree (k = 1), not k = {k}")
+        heads = teacher.best_tree()
+        teacher_relations = gather_heads(teacher.relation_scores, heads).argmax(-1)
+        # The student's index of each teacher relation (-1 where it has none).
+        student_index = torch.full((teacher.relation_scores.size(-1),), -1, dtype=torch.long, device=heads.device)
+        known = relation_map >= 0
+        student_index[relation_map[known]] = torch.arange(len(relation_map), device=heads.device)[known]
+        knowledge.kbest_tags = heads[:, None]
+        knowledge.kbest_relations = student_index[teacher_relations].masked_fill(~words, 0)[:, None]
+        knowledge.kbest_log_probs = heads.new_zeros(heads.size(0), 1, dtype=teacher.arc_scores.dtype)
     return knowledge

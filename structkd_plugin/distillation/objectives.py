@@ -1,7 +1,8 @@
 """The registry of knowledge-distillation objectives, chosen in a config by name.
 
 Each objective turns the teacher's knowledge (`TeacherKnowledge`, in the student's label space)
-and the student's scores (`TaggerScores`) into one loss per sentence `[B]`. Objectives see only
+and the student's scores (`TaggerScores`, or `ParserScores` for a parser student) into one loss
+per sentence `[B]`. Objectives see only
 scores and marginals, never models. The math and its sources are in shared/docs/structured-kd.md;
 the names follow the issue tracker:
 
@@ -21,7 +22,8 @@ the names follow the issue tracker:
 import torch
 from tango.common import Registrable
 
-from structkd_plugin.distillation.knowledge import TaggerScores, TeacherKnowledge, Temperature
+from structkd_plugin.distillation.knowledge import ParserScores, TaggerScores, TeacherKnowledge, Temperature, by_dependent
+from structkd_plugin.models.biaffine_parser import gather_heads, head_selection_log_probs
 
 
 class KDObjective(Registrable):
@@ -66,11 +68,52 @@ def _cross_entropy(target: torch.Tensor, log_probs: torch.Tensor) -> torch.Tenso
     return -torch.where(target > 0, target * log_probs, torch.zeros_like(log_probs)).sum(dim=-1)
 
 
+def _kl(target: torch.Tensor, log_probs: torch.Tensor) -> torch.Tensor:
+    """KL(target || exp(log_probs)) over the last dimension."""
+    return _cross_entropy(target, log_probs) + (target * target.clamp_min(1e-30).log()).sum(dim=-1)
+
+
 def _student_log_marginals(student: TaggerScores, temperature: float) -> torch.Tensor:
     """log P_s(y_i = b) `[B, n, L]`, differentiable (forward-backward for a CRF student)."""
     if student.is_crf:
         return student.distribution(temperature).unary_marginals().clamp_min(1e-30).log()
     return (student.emissions / temperature).log_softmax(dim=-1)
+
+
+# ---------------------------------------------------------------- parser students
+# A parser student defines p_s(tree, relations) = p_s(tree) prod_d p_s(r_d | h_d -> d), with p_s(tree)
+# an independent softmax over each word's heads ("local"), a tree CRF, or, approximately, a
+# second-order parser's mean-field factors. Teacher tensors are indexed by dependent, then head.
+
+
+def _words(student: ParserScores) -> torch.Tensor:
+    return student.mask[:, 1:]
+
+
+def _student_head_log_probs(student: ParserScores, temperature: float) -> torch.Tensor:
+    """log P_s(head of each word = h) `[B, n, n+1]`: the local softmax, the tree marginals or the
+    mean-field factors, with the student's scores / T; differentiable."""
+    if student.tree == "local":
+        return by_dependent(head_selection_log_probs(student.arc_scores / temperature, student.mask))
+    return by_dependent(student.head_marginals(temperature)).clamp_min(1e-30).log()
+
+
+def _relation_term(arcs: torch.Tensor, relations: torch.Tensor, student: ParserScores, temperature: float, divergence) -> torch.Tensor:
+    """sum over words d and heads h of P_t(h -> d) D(p_t(. | h -> d), p_s(. | h -> d)) `[B]`, with
+    D `_cross_entropy` or `_kl`."""
+    log_student = by_dependent((student.relation_scores / temperature).log_softmax(-1))
+    per_arc = divergence(relations, log_student)
+    return _masked_sum(torch.where(arcs > 0, arcs * per_arc, torch.zeros_like(per_arc)).sum(-1), _words(student))
+
+
+def _possible_heads(mask: torch.Tensor) -> torch.Tensor:
+    """`[B, n, n+1]` bool: h can be the head of word i (h is the root or another word of the sentence)."""
+    position = torch.arange(mask.size(1), device=mask.device)
+    return mask[:, None, :] & mask[:, 1:, None] & (position[None, None, :] != position[1:, None])
+
+
+def _zeros(student: TaggerScores | ParserScores) -> torch.Tensor:
+    return student.mask.new_zeros(student.mask.size(0), dtype=torch.get_default_dtype())
 
 
 @KDObjective.register("none")
@@ -81,7 +124,7 @@ class NoDistillation(KDObjective):
         return set()
 
     def loss(self, teacher, student, temperature, gold_tags=None):
-        return student.emissions.new_zeros(student.emissions.size(0))
+        return _zeros(student)
 
 
 @KDObjective.register("token")
@@ -89,31 +132,42 @@ class TokenDistillation(KDObjective):
     """Hinton et al.: per token KL(softmax(e_t / T) || softmax(e_s / T)) * T^2.
 
     Uses emissions only, so a CRF teacher's transitions are ignored. The temperature kind does
-    not matter here: token distributions are tempered by T on both sides."""
+    not matter here: token distributions are tempered by T on both sides. For a parser student
+    the "tokens" are each word's first-order softmax over heads, and its relation distributions
+    weighted by the teacher's."""
 
     def needs(self, student):
-        return {"token_probs"}
+        return {"local_arcs", "relations"} if student.is_parser else {"token_probs"}
 
     def loss(self, teacher, student, temperature, gold_tags=None):
         t = temperature.value
+        if student.is_parser:
+            log_student = by_dependent(head_selection_log_probs(student.arc_scores / t, student.mask))
+            arc_term = _masked_sum(_kl(teacher.local_arcs, log_student), _words(student))
+            return (arc_term + _relation_term(teacher.local_arcs, teacher.relations, student, t, _kl)) * t**2
         target = teacher.token_probs
         log_student = (student.emissions / t).log_softmax(dim=-1)
-        kl = _cross_entropy(target, log_student) + (target * target.clamp_min(1e-30).log()).sum(dim=-1)
-        return _masked_sum(kl, student.mask) * t**2
+        return _masked_sum(_kl(target, log_student), student.mask) * t**2
 
 
 @KDObjective.register("posterior")
 class PosteriorDistillation(KDObjective):
-    """KL(P_t(y_i) || P_s(y_i)) between the forward-backward token marginals, per token, times T^2."""
+    """KL(P_t(y_i) || P_s(y_i)) between the forward-backward token marginals, per token, times T^2.
+
+    For a parser student: per word, the KL between the teacher's and the student's head marginals,
+    plus the KL between their relation distributions weighted by the teacher's arc marginals."""
 
     def needs(self, student):
-        return {"unary"}
+        return {"arcs", "relations"} if student.is_parser else {"unary"}
 
     def loss(self, teacher, student, temperature, gold_tags=None):
+        if student.is_parser:
+            t = temperature.value
+            arc_term = _masked_sum(_kl(teacher.arcs, _student_head_log_probs(student, t)), _words(student))
+            return (arc_term + _relation_term(teacher.arcs, teacher.relations, student, t, _kl)) * t**2
         target = teacher.unary
         log_student = _student_log_marginals(student, temperature.value)
-        kl = _cross_entropy(target, log_student) + (target * target.clamp_min(1e-30).log()).sum(dim=-1)
-        return _masked_sum(kl, student.mask) * temperature.value**2
+        return _masked_sum(_kl(target, log_student), student.mask) * temperature.value**2
 
 
 @KDObjective.register("top_k")
@@ -128,6 +182,8 @@ class TopKDistillation(KDObjective):
         Top-WK: weight each sequence by its teacher probability renormalized over the K; otherwise
         the K sequences count equally. Sequences that do not exist (a sentence with fewer than K
         possible taggings) get weight zero. Temperature does not apply (the K best do not change).
+
+    A parser student imitates its parser teacher's best tree and relations (k = 1).
     """
 
     def __init__(self, k: int = 5, weighted: bool = False) -> None:
@@ -140,6 +196,8 @@ class TopKDistillation(KDObjective):
         return {"kbest"}
 
     def loss(self, teacher, student, temperature, gold_tags=None):
+        if student.is_parser:
+            return self._parser_loss(teacher, student)
         distribution = student.distribution()
         batch, k, n = teacher.kbest_tags.shape
         flat_tags = teacher.kbest_tags.reshape(batch * k, n)
@@ -161,6 +219,21 @@ class TopKDistillation(KDObjective):
             weights = exists.to(log_probs.dtype) / exists.sum(dim=-1, keepdim=True).clamp_min(1)
         return -(weights * log_probs.masked_fill(~exists, 0.0)).sum(dim=-1)
 
+    @staticmethod
+    def _parser_loss(teacher: TeacherKnowledge, student: ParserScores) -> torch.Tensor:
+        """-log p_s(the teacher's best tree and relations); relations the student lacks are left out."""
+        heads, relations = teacher.kbest_tags[:, 0], teacher.kbest_relations[:, 0]
+        words = _words(student)
+        if student.tree in ("nonprojective", "projective"):
+            tree_score = _masked_sum(gather_heads(student.arc_scores, heads), words)
+            log_tree = tree_score - student.distribution().log_partition()
+        else:
+            log_tree = _masked_sum(_student_head_log_probs(student, 1.0).gather(2, heads[..., None]).squeeze(2), words)
+        relation_log_probs = gather_heads(student.relation_scores, heads).gather(2, relations.clamp_min(0)[..., None]).squeeze(2)
+        log_p = log_tree + _masked_sum(relation_log_probs, words & (relations >= 0))
+        exists = torch.isfinite(teacher.kbest_log_probs[:, 0])
+        return -torch.where(exists, log_p, torch.zeros_like(log_p))
+
 
 @KDObjective.register("structural")
 class StructuralDistillation(KDObjective):
@@ -177,13 +250,23 @@ class StructuralDistillation(KDObjective):
     A student constrained by its tag scheme (-inf transitions) cannot represent structures the
     teacher may give mass to (a softmax teacher's independent tags can form O -> I-PER); that
     mass has no student score to pull on and is left out of the sum rather than making it infinite.
+
+    A parser student's substructures are arcs and their relations: -E_t[log p_s(tree, relations)]
+    = log Z_s - sum P_t(h -> d) s_s(h, d) - sum P_t(h -> d) p_t(r | h -> d) log p_s(r | h -> d)
+    for a tree-CRF student (the Matrix-Tree or Eisner normalizer), with the per-word cross-entropy
+    of the head distributions in place of the first two terms for a local student (for a
+    second-order student, of its mean-field factors: an approximation, as its inference is).
     """
 
     def needs(self, student):
+        if student.is_parser:
+            return {"arcs", "relations"}
         return {"unary", "pairwise"} if student.is_crf else {"unary"}
 
     def loss(self, teacher, student, temperature, gold_tags=None):
         t = temperature.value
+        if student.is_parser:
+            return self._parser_loss(teacher, student, t)
         distribution = student.distribution(t)
         mask = student.mask
         unary_term = _masked_sum((teacher.unary * student.emissions / t).sum(dim=-1), mask)
@@ -200,6 +283,17 @@ class StructuralDistillation(KDObjective):
                     finite_boundary = torch.where(torch.isfinite(boundary), boundary, torch.zeros_like(boundary))
                     expected_score = expected_score + (marginals * finite_boundary / t).sum(dim=-1)
         return (distribution.log_partition() - expected_score) * t**2
+
+    @staticmethod
+    def _parser_loss(teacher: TeacherKnowledge, student: ParserScores, t: float) -> torch.Tensor:
+        words = _words(student)
+        if student.tree in ("nonprojective", "projective"):
+            scores = by_dependent(student.arc_scores) / t
+            expected = torch.where(teacher.arcs > 0, teacher.arcs * scores, torch.zeros_like(scores)).sum(-1)
+            arc_term = student.distribution(t).log_partition() - _masked_sum(expected, words)
+        else:
+            arc_term = _masked_sum(_cross_entropy(teacher.arcs, _student_head_log_probs(student, t)), words)
+        return (arc_term + _relation_term(teacher.arcs, teacher.relations, student, t, _cross_entropy)) * t**2
 
 
 class _ScenarioStructural(StructuralDistillation):
@@ -268,6 +362,9 @@ class LocalSubstructure(KDObjective):
         "kl": per position KL between the softmaxes of the teacher's and the student's local
         potentials. Both sum over the sentence's real positions. Entries that either side
         forbids (-inf) are left out.
+
+    Between parsers the local potentials are each word's arc scores from its possible heads
+    (`transitions` does not apply).
     """
 
     def __init__(self, transitions: bool = True, distance: str = "mse") -> None:
@@ -277,7 +374,7 @@ class LocalSubstructure(KDObjective):
         self.distance = distance
 
     def needs(self, student):
-        return {"scores"}
+        return {"arc_scores"} if student.is_parser else {"scores"}
 
     def _potentials(self, scores: TaggerScores) -> torch.Tensor:
         """`[B, n, K]`: each position's local potentials, flattened."""
@@ -288,8 +385,16 @@ class LocalSubstructure(KDObjective):
         return (scores.emissions[:, :, None, :] + transitions).flatten(start_dim=2)
 
     def loss(self, teacher, student, temperature, gold_tags=None):
-        teacher_potentials = self._potentials(teacher.scores)
-        student_potentials = self._potentials(student)
+        if student.is_parser:
+            # -inf marks the impossible heads (the word itself, padding), as the taggers' forbidden entries.
+            possible = _possible_heads(student.mask)
+            student_potentials = by_dependent(student.arc_scores).masked_fill(~possible, float("-inf"))
+            teacher_potentials = teacher.arc_scores.masked_fill(~possible, float("-inf"))
+            words = _words(student)
+        else:
+            teacher_potentials = self._potentials(teacher.scores)
+            student_potentials = self._potentials(student)
+            words = student.mask
         finite = torch.isfinite(teacher_potentials) & torch.isfinite(student_potentials)
         if self.distance == "mse":
             squared = torch.where(finite, student_potentials - teacher_potentials, torch.zeros_like(student_potentials)) ** 2
@@ -298,13 +403,21 @@ class LocalSubstructure(KDObjective):
             minus_inf = torch.full_like(student_potentials, float("-inf"))
             target = torch.where(finite, teacher_potentials, minus_inf).softmax(dim=-1)
             log_student = torch.where(finite, student_potentials, minus_inf).log_softmax(dim=-1)
-            per_position = _cross_entropy(target, log_student) + (target * target.clamp_min(1e-30).log()).sum(dim=-1)
-        return _masked_sum(per_position, student.mask)
+            per_position = _kl(target, log_student)
+        return _masked_sum(per_position, words)
 
 
 class _SyntheticTeacher(KDObjective):
     """Tang et al.'s diagnostic teachers: a synthetic per-position distribution q_i, then
-    sum_i CE(q_i, P_s(y_i)) against the student's token marginals. They need gold tags."""
+    sum_i CE(q_i, P_s(y_i)) against the student's token marginals. They need gold tags, and a
+    student with per-position labels (a tagger or a sequence-labeling parser)."""
+
+    def check_pair(self, teacher_kind, student_kind):
+        if student_kind in PARSERS:
+            raise ValueError(
+                f"{type(self).__name__} builds per-position label distributions, which a {student_kind} student "
+                "does not have; distill into a sequence-labeling parser"
+            )
 
     def needs(self, student):
         return {"unary"}

@@ -10,6 +10,11 @@ changes the content gets a new file.
 
 Pairwise marginals are L^2 numbers per token; `pairwise_top_k` keeps only the k largest of each
 token (renormalized to sum to one) to bound memory.
+
+For a parser student each word stores a row over its possible heads (arc marginals, arc scores:
+n+1 numbers; relation distributions: (n+1) R numbers), padded to the longest sentence of the
+dataset: a treebank's relation distributions take (longest + 1) R numbers per word, so large
+treebanks are better distilled with an online teacher or an objective that needs no relations.
 """
 
 import hashlib
@@ -24,7 +29,13 @@ from safetensors.torch import load_file, save_file
 from structkd_plugin.distillation.knowledge import TaggerScores, TeacherKnowledge
 
 # Per-token tensors stored concatenated along tokens; kbest_log_probs is per sentence.
-_PER_TOKEN = ("unary", "pairwise", "token_probs", "kbest_tags", "emissions")
+_PER_TOKEN = (
+    "unary", "pairwise", "token_probs", "kbest_tags", "emissions",
+    "arcs", "local_arcs", "relations", "arc_scores", "kbest_relations",
+)  # fmt: skip
+# Per-token rows over the sentence's heads (0..n), whose width varies with the sentence.
+HEAD_INDEXED = ("arcs", "local_arcs", "relations", "arc_scores")
+_KBEST = ("kbest_tags", "kbest_relations")
 
 
 def instance_key(instance: dict) -> str:
@@ -94,6 +105,10 @@ class TeacherCache:
                     parts.setdefault(name, []).append(tensor)
                 else:  # the teacher's transitions, start, end, label vectors: the same for every batch
                     shared[name] = tensor
+        for name in HEAD_INDEXED:
+            if name in parts:
+                width = max(chunk.size(1) for chunk in parts[name])
+                parts[name] = [pad_dim(chunk, 1, width) for chunk in parts[name]]
         tensors = {name: torch.cat(chunks) for name, chunks in parts.items()}
         tensors.update(shared)
         tensors["lengths"] = torch.cat(lengths)
@@ -155,6 +170,11 @@ class TeacherCache:
         if "kbest_tags" in self.tensors:
             knowledge.kbest_tags = tokens("kbest_tags").transpose(1, 2)
             knowledge.kbest_log_probs = self.tensors["kbest_log_probs"][rows].float()
+        if "kbest_relations" in self.tensors:
+            knowledge.kbest_relations = tokens("kbest_relations").transpose(1, 2)
+        for name in HEAD_INDEXED:
+            if name in self.tensors:
+                setattr(knowledge, name, tokens(name)[:, :, : mask.size(1) + 1])
         if "emissions" in self.tensors:
             knowledge.scores = TaggerScores(
                 emissions=tokens("emissions"),
@@ -189,9 +209,15 @@ def _flatten(knowledge: TeacherKnowledge) -> dict[str, torch.Tensor]:
 
 def _per_token(name: str, tensor: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Keeps the real tokens of a padded `[B, n, ...]` tensor (`[B, K, n]` for k-best tags)."""
-    if name == "kbest_tags":
+    if name in _KBEST:
         tensor = tensor.transpose(1, 2)
     return tensor[mask].detach().cpu()
+
+
+def pad_dim(tensor: torch.Tensor, dim: int, size: int) -> torch.Tensor:
+    """Zero-pads `tensor` along `dim` to `size`."""
+    pad = [0, 0] * (tensor.dim() - dim - 1) + [0, size - tensor.size(dim)]
+    return torch.nn.functional.pad(tensor, pad)
 
 
 def _save_atomically(path: Path, tensors: dict[str, torch.Tensor], keys: list[str], info: dict) -> None:

@@ -163,14 +163,14 @@ def test_several_teachers_are_picked_by_an_instance_field(teachers, tmp_path):
     config = distillation_config({"en": str(teachers["crf"]), "xx": str(teachers["bioes"])}, {"type": "structural"}, tmp_path)
     model, instances = build(config)
     mixed = [dict(instance, language="en" if i % 2 else "xx") for i, instance in enumerate(instances[:6])]
-    merged = model._teacher_knowledge(mixed, student_is_crf=True)
+    merged = model._teacher_knowledge(mixed)
     for i, instance in enumerate(mixed):
-        alone = model._teacher_knowledge([instance], student_is_crf=True)
+        alone = model._teacher_knowledge([instance])
         n = len(instance["words"])
         assert torch.allclose(merged.unary[i, :n], alone.unary[0, :n], atol=1e-6)
         assert torch.allclose(merged.pairwise[i, :n], alone.pairwise[0, :n], atol=1e-6)
     with pytest.raises(ValueError, match="no teacher for language='fr'"):
-        model._teacher_knowledge([dict(instances[0], language="fr")], student_is_crf=True)
+        model._teacher_knowledge([dict(instances[0], language="fr")])
 
 
 def test_a_config_distills_two_monolingual_teachers_through_the_multilingual_reader(teachers, tmp_path):

@@ -6,7 +6,13 @@ import itertools
 import pytest
 import torch
 
-from structkd_plugin.distillation.knowledge import ParserScores, TaggerScores, Temperature, parser_knowledge
+from structkd_plugin.distillation.knowledge import (
+    ParserScores,
+    TaggerScores,
+    Temperature,
+    parser_knowledge,
+    parser_to_parser_knowledge,
+)
 from structkd_plugin.distillation.objectives import KDObjective
 from structkd_plugin.structures import LinearChainCRF
 from structkd_plugin.structures.dependency_encodings import DependencyLabelSet, encode_tree
@@ -195,3 +201,123 @@ def test_scenario_names_of_the_parsing_cases():
         objective("second_order_to_sequence_labeler").check_pair("biaffine parser", "softmax sequence labeler")
     with pytest.raises(ValueError, match="student a softmax tagger"):
         objective("biaffine_to_sequence_labeler").check_pair("biaffine parser", "softmax tagger")
+
+
+# ---------------------------------------------------------------- parser students
+
+# Teacher -> student tree kinds whose teacher gives mass only to structures the student can have.
+PARSER_PAIRS = [
+    ("nonprojective", "nonprojective"),
+    ("projective", "nonprojective"),
+    ("projective", "projective"),
+    ("nonprojective", "local"),
+    ("local", "local"),
+    ("mean_field", "local"),
+]
+
+
+def parser_student(tree: str, seed: int) -> ParserScores:
+    teacher = random_teacher("local", seed)
+    arcs = teacher.arc_scores.clone().requires_grad_()
+    relations = teacher.relation_scores.clone().requires_grad_()
+    return ParserScores(arcs, relations, teacher.mask, tree)
+
+
+def identity_relations() -> torch.Tensor:
+    return torch.arange(len(RELATIONS))
+
+
+def parser_student_knowledge(teacher, student, objective_, temperature=Temperature(), relation_map=None):
+    relation_map = identity_relations() if relation_map is None else relation_map
+    return parser_to_parser_knowledge(teacher, objective_.needs(student), temperature, relation_map)
+
+
+def student_tree_log_prob(student: ParserScores, b: int, heads: list[int], relations: tuple, temperature: float) -> torch.Tensor:
+    n = LENGTHS[b]
+    if student.tree == "local":
+        log_heads = student.head_marginals(temperature)[b].clamp_min(1e-300).log()
+        log_tree = sum(log_heads[heads[d], d] for d in range(1, n + 1))
+    else:
+        score = sum(student.arc_scores[b, heads[d], d] for d in range(1, n + 1)) / temperature
+        log_tree = score - student.distribution(temperature).log_partition()[b]
+    log_relations = (student.relation_scores / temperature).log_softmax(-1)[b]
+    return log_tree + sum(log_relations[heads[d], d, relations[d - 1]] for d in range(1, n + 1))
+
+
+@pytest.mark.parametrize("teacher_tree,student_tree", PARSER_PAIRS)
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_structural_between_parsers_is_the_cross_entropy_over_all_labeled_trees(teacher_tree, student_tree, temperature):
+    teacher, student = random_teacher(teacher_tree, seed=9), parser_student(student_tree, seed=10)
+    tau = Temperature("global", temperature)
+    structural = objective("structural")
+    loss = structural.loss(parser_student_knowledge(teacher, student, structural, tau), student, tau)
+    relation_probs = teacher.relation_probs(temperature)
+    for b, n in enumerate(LENGTHS):
+        expected = 0
+        for heads, p_heads in head_assignments(teacher, b, temperature):
+            for relations in itertools.product(range(len(RELATIONS)), repeat=n):
+                p = p_heads * torch.stack([relation_probs[b, heads[d], d, relations[d - 1]] for d in range(1, n + 1)]).prod()
+                expected = expected - p * student_tree_log_prob(student, b, heads, relations, temperature)
+        assert torch.allclose(loss[b], expected * temperature**2, atol=1e-9)
+
+
+def test_structural_gradient_between_tree_crfs_is_student_minus_teacher_marginals():
+    teacher, student = random_teacher("nonprojective", seed=11), parser_student("nonprojective", seed=12)
+    structural = objective("structural")
+    loss = structural.loss(parser_student_knowledge(teacher, student, structural), student, Temperature())
+    loss.sum().backward()
+    expected = student.distribution().marginals().detach() - teacher.head_marginals()
+    assert torch.allclose(student.arc_scores.grad, expected, atol=1e-9)
+
+
+def test_relations_are_read_in_the_students_order_and_missing_ones_left_out():
+    teacher = random_teacher("local", seed=13)
+    # The student has the teacher's relations in reverse order, plus one the teacher lacks.
+    relation_map = torch.tensor([1, 0, -1])
+    knowledge = parser_to_parser_knowledge(teacher, {"relations"}, Temperature(), relation_map)
+    probs = teacher.relation_probs().transpose(1, 2)[:, 1:]
+    assert torch.allclose(knowledge.relations[..., 0], probs[..., 1])
+    assert torch.allclose(knowledge.relations[..., 1], probs[..., 0])
+    assert torch.all(knowledge.relations[..., 2] == 0)
+
+
+def test_posterior_token_and_local_substructure_between_parsers():
+    teacher, student = random_teacher("nonprojective", seed=14), parser_student("nonprojective", seed=15)
+    words = torch.arange(max(LENGTHS))[None, :] < torch.tensor(LENGTHS)[:, None]
+    t_arcs, s_arcs = teacher.head_marginals(), student.distribution().marginals()
+    t_local, s_local = teacher.local_head_probs(2.0), student.local_head_probs(2.0)
+    t_rel, s_rel = teacher.relation_probs(), student.relation_probs()
+
+    def kl(p, q, dim):
+        return torch.where(p > 0, p * (p.clamp_min(1e-300).log() - q.clamp_min(1e-300).log()), 0.0).sum(dim)
+
+    for name, t, arcs_t, arcs_s, rel_t, rel_s in [
+        ("posterior", 1.0, t_arcs, s_arcs, t_rel, s_rel),
+        ("token", 2.0, t_local, s_local, teacher.relation_probs(2.0), student.relation_probs(2.0)),
+    ]:
+        obj, tau = objective(name), Temperature("local", t)
+        loss = obj.loss(parser_student_knowledge(teacher, student, obj, tau), student, tau)
+        # [B, n+1 (head), n+1 (dependent)] -> per dependent d: sum over heads.
+        per_word = kl(arcs_t, arcs_s, 1) + (arcs_t * kl(rel_t, rel_s, -1)).sum(1)
+        assert torch.allclose(loss, (per_word[:, 1:] * words).sum(-1) * t**2, atol=1e-9), name
+    obj = objective("local_substructure")
+    loss = obj.loss(parser_student_knowledge(teacher, student, obj), student, Temperature())
+    for b, n in enumerate(LENGTHS):
+        squares = [
+            torch.stack([(student.arc_scores[b, h, d] - teacher.arc_scores[b, h, d]) ** 2 for h in range(n + 1) if h != d]).mean()
+            for d in range(1, n + 1)
+        ]
+        assert torch.allclose(loss[b], sum(squares), atol=1e-9)
+
+
+def test_top_k_between_parsers_imitates_the_best_labeled_tree():
+    teacher, student = random_teacher("projective", seed=16), parser_student("projective", seed=17)
+    obj = objective("top_k", k=1)
+    loss = obj.loss(parser_student_knowledge(teacher, student, obj), student, Temperature())
+    heads = teacher.best_tree()
+    for b, n in enumerate(LENGTHS):
+        tree = [0, *heads[b, :n].tolist()]
+        relations = tuple(int(teacher.relation_scores[b, tree[d], d].argmax()) for d in range(1, n + 1))
+        assert torch.allclose(loss[b], -student_tree_log_prob(student, b, tree, relations, 1.0), atol=1e-9)
+    with pytest.raises(ValueError, match="only its best tree"):
+        parser_to_parser_knowledge(teacher, {"kbest"}, Temperature(), identity_relations(), k=2)

@@ -11,7 +11,7 @@ from structkd_plugin.archival import load_archive
 from structkd_plugin.commands.predict import predictions
 from structkd_plugin.config import import_structkd_registrations
 from structkd_plugin.data import UniversalDependenciesDatasetReader, Vocabulary, without_labels
-from structkd_plugin.models import DependencySequenceLabeler, Model
+from structkd_plugin.models import BiaffineParser, DependencySequenceLabeler, Model
 from structkd_plugin.training.train import train_model
 from tests.models.test_dependency_sequence_labeler import labeler_config
 from tests.models.test_parsers import parser_config
@@ -48,7 +48,7 @@ def distillation_config(teacher: Path, objective: dict, cache_dir: Path, encodin
 
 
 def build(config: dict):
-    instances = list(UniversalDependenciesDatasetReader(tag_label=config["dataset_reader"]["tag_label"]).read(FIXTURE))
+    instances = list(UniversalDependenciesDatasetReader(tag_label=config["dataset_reader"].get("tag_label")).read(FIXTURE))
     return Model.from_params(Params(config["model"]), vocab=Vocabulary.from_instances(instances)), instances
 
 
@@ -113,9 +113,65 @@ def test_unsupported_pairs_fail_naming_them(teachers, tmp_path):
         "type": "crf_tagger",
         "text_embedder": {"token_embedders": {"words": {"type": "word", "embedding_dim": 8}}},
     }
-    with pytest.raises(ValueError, match="biaffine parser teacher distills into a sequence-labeling parser, not a crf tagger"):
+    with pytest.raises(ValueError, match="biaffine parser teacher distills into a parser or a sequence-labeling parser, not a crf tagger"):
         build(tagger)
-    parser_student = distillation_config(teachers["local"], {"type": "structural"}, tmp_path)
-    parser_student["model"]["student"] = parser_config("biaffine_parser", "local")["model"]
-    with pytest.raises(ValueError, match="the student is a biaffine parser"):
-        build(parser_student)
+    with pytest.raises(ValueError, match="LabelSmoothingTeacher builds per-position label distributions.*biaffine parser student"):
+        build(parser_distillation_config(teachers["local"], {"type": "label_smoothing"}, tmp_path))
+
+
+def parser_distillation_config(teacher: Path, objective: dict, cache_dir: Path, student_tree="nonprojective", **model) -> dict:
+    config = parser_config("biaffine_parser", student_tree, num_epochs=2)
+    config["model"] = {
+        "type": "distillation",
+        "teacher_archive": str(teacher),
+        "student": config["model"],
+        "objective": objective,
+        "teacher_cache_dir": str(cache_dir),
+        **model,
+    }
+    return config
+
+
+@pytest.mark.parametrize(
+    "teacher,objective,student_tree",
+    [
+        ("nonprojective", {"type": "structural"}, "nonprojective"),
+        ("local", {"type": "structural"}, "local"),
+        ("second_order", {"type": "posterior"}, "local"),
+        ("nonprojective", {"type": "token"}, "projective"),
+        ("nonprojective", {"type": "top_k", "k": 1}, "nonprojective"),
+        ("local", {"type": "local_substructure"}, "local"),
+    ],
+)
+def test_a_parser_distills_into_a_parser_archive(teachers, tmp_path, teacher, objective, student_tree):
+    config = parser_distillation_config(teachers[teacher], objective, tmp_path / "cache", student_tree, teacher_cache=True)
+    train_model(Params(config), tmp_path / "run")
+    archive = load_archive(tmp_path / "run" / "model.tar.gz")
+    assert isinstance(archive.model, BiaffineParser)
+    assert archive.config["model"]["type"] == "biaffine_parser"
+    data = list(archive.validation_dataset_reader.read(FIXTURE))
+    for prediction in predictions(archive.model, data, 8):
+        assert sum(head == 0 for head in prediction["heads"]) == 1
+
+
+@pytest.mark.parametrize("objective", [{"type": "structural"}, {"type": "token"}, {"type": "top_k", "k": 1}, {"type": "local_substructure"}])
+def test_cached_and_online_teachers_of_a_parser_student_give_the_same_loss(teachers, tmp_path, objective):
+    online, instances = build(parser_distillation_config(teachers["second_order"], dict(objective), tmp_path))
+    cached, _ = build(
+        parser_distillation_config(teachers["second_order"], dict(objective), tmp_path, teacher_cache=True, teacher_cache_dtype="float32")
+    )
+    cached.student.load_state_dict(online.student.state_dict())
+    cached.prepare_for_training({"train": instances})
+    online.eval(), cached.eval()
+    # Batches of different longest sentences read the padded head rows of the cache.
+    for batch in (instances[:12], instances[12:14]):
+        cached_batch = cached.tensorize(batch)
+        assert "knowledge" in cached_batch
+        assert torch.allclose(online(**online.tensorize(batch))["kd_loss"], cached(**cached_batch)["kd_loss"], atol=1e-5)
+
+
+def test_a_tagger_teacher_cannot_teach_a_parser(teachers, tmp_path):
+    tagger = labeler_config("rel_offset", False, num_epochs=1)
+    train_model(Params(tagger), tmp_path / "labeler")
+    with pytest.raises(ValueError, match="biaffine parser student learns from a parser teacher, not a softmax sequence labeler"):
+        build(parser_distillation_config(tmp_path / "labeler" / "model.tar.gz", {"type": "structural"}, tmp_path))
