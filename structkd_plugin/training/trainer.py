@@ -402,14 +402,17 @@ class Trainer(FromParams):
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
                     raise ValueError(f"the training loss is {loss_value} in epoch {epoch}, batch {batch_count}")
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                parameters = [p for p in self.model.parameters() if p.grad is not None]
-                if self.grad_clipping is not None:
-                    torch.nn.utils.clip_grad_value_(parameters, self.grad_clipping)
-                if self.grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(parameters, self.grad_norm)
-                self.optimizer.step()
+                # A batch may have nothing to learn from (unlabeled text under the `none` KD
+                # objective): no step then, so the optimizer's moments are not moved by it.
+                if loss.requires_grad:
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    parameters = [p for p in self.model.parameters() if p.grad is not None]
+                    if self.grad_clipping is not None:
+                        torch.nn.utils.clip_grad_value_(parameters, self.grad_clipping)
+                    if self.grad_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(parameters, self.grad_norm)
+                    self.optimizer.step()
                 loss_sum += loss_value
                 batch_count += 1
                 # Metrics are merged across ranks only at the end of the epoch (a collective

@@ -151,8 +151,10 @@ def test_teacher_annealing_moves_lambda_from_one_to_zero_and_unlabeled_batches_u
     assert torch.equal(unlabeled["loss"], unlabeled["kd_loss"])
 
 
-def test_training_with_unlabeled_text(teachers, tmp_path):
-    config = distillation_config(teachers["crf"], {"type": "structural"}, tmp_path / "cache", teacher_cache=True)
+@pytest.mark.parametrize("objective", ["structural", "none"])
+def test_training_with_unlabeled_text(teachers, tmp_path, objective):
+    """`none` learns nothing from unlabeled text: its unlabeled batches make no step."""
+    config = distillation_config(teachers["crf"], {"type": objective}, tmp_path / "cache", teacher_cache=True)
     config["unlabeled_data_path"] = str(FIXTURES / "test.iob2")  # its labels are ignored
     config["data_loader"]["unlabeled_ratio"] = 0.5
     train_model(Params(config), tmp_path / "run")
