@@ -9,7 +9,7 @@ from tango.common import Params
 
 from structkd_plugin.archival import load_archive
 from structkd_plugin.commands.predict import predictions
-from structkd_plugin.config import import_structkd_registrations
+from structkd_plugin.config import import_structkd_registrations, load_config
 from structkd_plugin.data import UniversalDependenciesDatasetReader, Vocabulary, without_labels
 from structkd_plugin.models import BiaffineParser, DependencySequenceLabeler, Model
 from structkd_plugin.training.train import train_model
@@ -175,3 +175,26 @@ def test_a_tagger_teacher_cannot_teach_a_parser(teachers, tmp_path):
     train_model(Params(tagger), tmp_path / "labeler")
     with pytest.raises(ValueError, match="biaffine parser student learns from a parser teacher, not a softmax sequence labeler"):
         build(parser_distillation_config(tmp_path / "labeler" / "model.tar.gz", {"type": "structural"}, tmp_path))
+
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "training_configs" / "distill" / "parsing").glob("*.jsonnet"))
+
+
+def test_there_is_a_config_per_scenario_and_baseline():
+    expected = {"none", "token", "posterior", "top_k", "structural", "local_substructure"}
+    assert {path.stem for path in CONFIGS} >= expected | {"biaffine_to_sequence_labeler", "second_order_to_sequence_labeler"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.stem)
+@pytest.mark.parametrize("student", ["labeler", "biaffine"])
+def test_parsing_distillation_configs_build_and_score_the_fixture(teachers, path, student, monkeypatch):
+    teacher = "second_order" if path.stem.startswith("second_order") else "local"
+    for variable in ("TRAIN_PATH", "DEV_PATH", "TEST_PATH"):
+        monkeypatch.setenv(variable, str(FIXTURE))
+    monkeypatch.setenv("TEACHER", str(teachers[teacher]))
+    monkeypatch.setenv("STUDENT", student)
+    config = load_config(path).as_dict()
+    assert config["trainer"]["validation_metric"] == "+LAS"
+    model, instances = build(config)
+    output = model(**model.tensorize(instances[:4]))
+    assert torch.isfinite(output["loss"]) and torch.isfinite(output["kd_loss"])

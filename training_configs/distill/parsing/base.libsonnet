@@ -1,0 +1,52 @@
+// Shared shape of the parser distillation configs: a frozen parser teacher archive, a small
+// student, a KD objective. Ext vars: TEACHER (a biaffine_parser or second_order_parser
+// model.tar.gz), TRAIN_PATH, DEV_PATH, TEST_PATH (CoNLL-U), and STUDENT where a config leaves the
+// student open:
+//   "labeler": a sequence-labeling parser (rel_pos labels, softmax): Wang et al.'s cases 1b/2b;
+//   "biaffine": a small first-order biaffine parser (local head softmax).
+// The labeler reads the gold UPOS of the files (rel_pos labels name the head's UPOS).
+// The teacher cache holds per-word label marginals for the labeler; for a parser student it would
+// hold every word's relation distribution for every head, too large for a treebank, so that
+// student's teacher runs online.
+local word_dim = 100;
+local char_filters = 50;
+local hidden = 100;
+local embedder = {
+  token_embedders: {
+    words: { type: "word", embedding_dim: word_dim, lowercase: true },
+    characters: { type: "character_cnn", embedding_dim: 30, num_filters: char_filters, ngram_filter_sizes: [3] },
+  },
+};
+local encoder = { type: "lstm", input_size: word_dim + char_filters, hidden_size: hidden, bidirectional: true };
+local students = {
+  labeler: { type: "dependency_sequence_labeler", encoding: "rel_pos", crf: false },
+  biaffine: { type: "biaffine_parser", tree: "local", arc_mlp_dim: 200, relation_mlp_dim: 50 },
+};
+
+function(objective, student_kind=std.extVar("STUDENT")) {
+  dataset_reader: { type: "universal_dependencies", tag_label: "rel_pos" },
+  train_data_path: std.extVar("TRAIN_PATH"),
+  validation_data_path: std.extVar("DEV_PATH"),
+  test_data_path: std.extVar("TEST_PATH"),
+  evaluate_on_test: true,
+  vocabulary: { min_count: { tokens: 2 } },
+  model: {
+    type: "distillation",
+    teacher_archive: std.extVar("TEACHER"),
+    student: students[student_kind] + { dropout: 0.33, text_embedder: embedder, encoder: encoder },
+    objective: objective,
+    lambda_schedule: "teacher_annealing",
+    temperature: 1.0,
+    temperature_kind: "local",
+    teacher_cache: student_kind == "labeler",
+  },
+  data_loader: { max_tokens: 2000 },
+  trainer: {
+    optimizer: { type: "adam", lr: 0.002 },
+    num_epochs: 30,
+    patience: 5,
+    validation_metric: "+LAS",
+    grad_norm: 5.0,
+  },
+  random_seed: 13370,
+}

@@ -1,0 +1,2 @@
+// Lin et al.'s score matching on arc scores: parser students only (STUDENT=biaffine).
+(import "base.libsonnet")({ type: "local_substructure" }, "biaffine")

@@ -1,0 +1,2 @@
+// KL between the teacher's and the student's per-word head (and relation) marginals.
+(import "base.libsonnet")({ type: "posterior" })
