@@ -84,8 +84,11 @@ def test_pipe_batches_give_what_one_doc_at_a_time_gives(kind, ner_pipeline, pars
 def test_empty_docs_unknown_words_and_a_500_character_token(kind, ner_pipeline, parser_pipeline):
     nlp = spacy.load(ner_pipeline if kind == "ner" else parser_pipeline)
     assert len(nlp(Doc(nlp.vocab, words=[]))) == 0
-    docs = [Doc(nlp.vocab, words=[]), nlp.make_doc("Qwxzy blorfed zzyzx"), Doc(nlp.vocab, words=["x" * 500, "Paris"])]
-    assert [len(doc) for doc in nlp.pipe(docs)] == [0, 3, 2]
+    # Unknown words, and the whitespace tokens spaCy makes of extra spaces and newlines.
+    odd = nlp.make_doc("Qwxzy  blorfed\n\nzzyzx")
+    assert [token.text for token in odd] == ["Qwxzy", " ", "blorfed", "\n\n", "zzyzx"]
+    docs = [Doc(nlp.vocab, words=[]), odd, Doc(nlp.vocab, words=["x" * 500, "Paris"])]
+    assert [len(doc) for doc in nlp.pipe(docs)] == [0, 5, 2]
     if kind == "parser":
         for doc in docs[1:]:
             assert doc.has_annotation("DEP") and len(list(doc.sents)) == 1
