@@ -6,6 +6,7 @@ import click
 
 from structkd_plugin.archival import load_archive
 from structkd_plugin.commands.cli import cli, include_package_option, overrides_option
+from structkd_plugin.commands.predict import predictions, write_conll_sentence
 from structkd_plugin.config import import_plugins
 from structkd_plugin.data import DataError
 from structkd_plugin.training.checkpoint import write_json
@@ -16,6 +17,11 @@ from structkd_plugin.training.trainer import InstanceLoader, evaluate
 @click.argument("archive_file", metavar="ARCHIVE", type=click.Path(exists=True, dir_okay=False))
 @click.argument("input_file", metavar="DATA", type=click.Path(exists=True, dir_okay=False))
 @click.option("--output-file", type=click.Path(dir_okay=False), help="Also write the metrics (JSON) to this file.")
+@click.option(
+    "--predictions-output-file",
+    type=click.Path(dir_okay=False),
+    help="Also write the predictions in CoNLL columns (CoNLL-U for parsers) to this file.",
+)
 @click.option("--cuda-device", type=int, default=-1, show_default=True, help="GPU to run on; -1 for the CPU.")
 @click.option(
     "--batch-size", type=click.IntRange(min=1), help="Sentences per batch (default: the training config's batching)."
@@ -26,6 +32,7 @@ def evaluate_command(
     archive_file: str,
     input_file: str,
     output_file: str | None,
+    predictions_output_file: str | None,
     cuda_device: int,
     batch_size: int | None,
     overrides: str | None,
@@ -48,3 +55,7 @@ def evaluate_command(
     click.echo(json.dumps(metrics, indent=2))
     if output_file is not None:
         write_json(output_file, metrics)
+    if predictions_output_file is not None:
+        with open(predictions_output_file, "w", encoding="utf-8") as output:
+            for prediction in predictions(archive.model, instances, batch_size or 32):
+                write_conll_sentence(prediction, output)

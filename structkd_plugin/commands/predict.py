@@ -73,7 +73,7 @@ def predict_command(
         check_registered_name(DatasetReader, use_reader, "--use-reader")
         with explained_configuration_errors():
             reader = DatasetReader.from_params(Params({"type": use_reader}))
-    write = _write_json_line if output_format == "json" else _write_conll_sentence
+    write = _write_json_line if output_format == "json" else write_conll_sentence
     with open(output_file, "w", encoding="utf-8") if output_file else nullcontext(sys.stdout) as output:
         for prediction in predictions(archive.model, reader.read(input_file), batch_size):
             write(prediction, output)
@@ -93,7 +93,7 @@ def _write_json_line(prediction: dict[str, Any], output: TextIO) -> None:
     output.write(json.dumps(prediction, ensure_ascii=False) + "\n")
 
 
-def _write_conll_sentence(prediction: dict[str, Any], output: TextIO) -> None:
+def write_conll_sentence(prediction: dict[str, Any], output: TextIO) -> None:
     words = prediction["words"]
     for i, word in enumerate(words):
         if "heads" in prediction:

@@ -116,7 +116,7 @@ def test_predict_conll_from_plain_text(archive, tmp_path, capsys):
 
 
 def test_conll_writes_conllu_columns_for_parses():
-    from structkd_plugin.commands.predict import _write_conll_sentence
+    from structkd_plugin.commands.predict import write_conll_sentence
 
     class Output:
         text = ""
@@ -125,7 +125,7 @@ def test_conll_writes_conllu_columns_for_parses():
             self.text += text
 
     output = Output()
-    _write_conll_sentence(
+    write_conll_sentence(
         {"words": ["Dogs", "bark"], "upos": ["NOUN", "VERB"], "heads": [2, 0], "deprels": ["nsubj", "root"]}, output
     )
     assert output.text == "1\tDogs\t_\tNOUN\t_\t_\t2\tnsubj\t_\t_\n2\tbark\t_\tVERB\t_\t_\t0\troot\t_\t_\n\n"

@@ -88,7 +88,7 @@ def test_training_overfits_the_fixture_and_reports_attachment_scores(trained):
     assert metrics["best_validation_LAS"] > 0.6
 
 
-def test_predict_writes_valid_conllu_and_evaluate_reports_the_scores(trained):
+def test_predict_writes_valid_conllu_and_evaluate_reports_the_scores(trained, tmp_path):
     runner = CliRunner()
     archive = str(trained / "model.tar.gz")
     command = ["predict", archive, str(FIXTURE), "--output-format", "conll"]
@@ -102,8 +102,12 @@ def test_predict_writes_valid_conllu_and_evaluate_reports_the_scores(trained):
         assert is_tree(heads, single_root=True)
         assert all(token["deprel"] not in (None, "_") for token in sentence)
 
-    evaluated = runner.invoke(cli, ["evaluate", archive, str(FIXTURE)], catch_exceptions=False)
+    written = tmp_path / "predicted.conllu"
+    evaluated = runner.invoke(
+        cli, ["evaluate", archive, str(FIXTURE), "--predictions-output-file", str(written)], catch_exceptions=False
+    )
     assert evaluated.exit_code == 0, evaluated.output
+    assert written.read_text(encoding="utf-8") == predicted.output
     scores = json.loads(evaluated.output)
     # UAS as the predicted file shows it.
     correct = sum(p["head"] == h for s, i in zip(sentences, gold) for p, h in zip(s, i["heads"]))
