@@ -206,7 +206,10 @@ class DistillationModel(Model):
         if knowledge is None:
             knowledge = self._online_knowledge(instances, scores)
         kd_loss = self.objective.loss(knowledge, scores, self.temperature, student.get("tags")).mean()
-        weight = self.current_lambda() if "loss" in output else 1.0
+        if not self.objective.distills:
+            weight = 0.0 if "loss" in output else 1.0
+        else:
+            weight = self.current_lambda() if "loss" in output else 1.0
         gold_loss = output.get("loss", kd_loss.new_zeros(()))
         output["kd_loss"] = kd_loss
         output["gold_loss"] = gold_loss

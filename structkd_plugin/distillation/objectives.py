@@ -30,6 +30,8 @@ class KDObjective(Registrable):
     """A distillation loss between a teacher's knowledge and a student's scores."""
 
     default_implementation = "structural"
+    # False for the baseline, whose student then learns from the gold loss at full weight.
+    distills = True
 
     def needs(self, student: TaggerScores) -> set[str]:
         """What this objective asks of the teacher (a subset of `knowledge.KNOWLEDGE`)."""
@@ -118,7 +120,11 @@ def _zeros(student: TaggerScores | ParserScores) -> torch.Tensor:
 
 @KDObjective.register("none")
 class NoDistillation(KDObjective):
-    """The baseline: no KD term (the gold loss alone trains the student)."""
+    """The baseline: no KD term; the gold loss alone trains the student, at full weight whatever
+    the lambda schedule (which would otherwise scale it down), so the baseline is the student
+    trained as usual."""
+
+    distills = False
 
     def needs(self, student: TaggerScores) -> set[str]:
         return set()

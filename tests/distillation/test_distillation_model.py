@@ -183,3 +183,11 @@ def test_a_config_distills_two_monolingual_teachers_through_the_multilingual_rea
     config["model"]["teacher_cache"] = True
     train_model(Params(config), tmp_path / "run")
     assert isinstance(load_archive(tmp_path / "run" / "model.tar.gz").model, CrfTagger)
+
+
+def test_the_baseline_learns_from_the_gold_loss_at_full_weight(teachers, tmp_path):
+    config = distillation_config(teachers["crf"], {"type": "none"}, tmp_path, lambda_schedule="teacher_annealing")
+    model, instances = build(config)
+    model.set_training_progress(0.0)  # lambda = 1: a KD objective would get all the weight
+    output = model(**model.tensorize(instances[:4]))
+    assert torch.equal(output["loss"], output["gold_loss"])
