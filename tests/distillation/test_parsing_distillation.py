@@ -34,8 +34,8 @@ def teachers(tmp_path_factory):
     return archives
 
 
-def distillation_config(teacher: Path, objective: dict, cache_dir: Path, encoding="rel_pos", crf=False, **model) -> dict:
-    config = labeler_config(encoding, crf, num_epochs=2)
+def distilling(config: dict, teacher: Path, objective: dict, cache_dir: Path, **model) -> dict:
+    """A student's training config made into a distillation config."""
     config["model"] = {
         "type": "distillation",
         "teacher_archive": str(teacher),
@@ -45,6 +45,10 @@ def distillation_config(teacher: Path, objective: dict, cache_dir: Path, encodin
         **model,
     }
     return config
+
+
+def distillation_config(teacher: Path, objective: dict, cache_dir: Path, encoding="rel_pos", crf=False, **model) -> dict:
+    return distilling(labeler_config(encoding, crf, num_epochs=2), teacher, objective, cache_dir, **model)
 
 
 def build(config: dict):
@@ -120,16 +124,7 @@ def test_unsupported_pairs_fail_naming_them(teachers, tmp_path):
 
 
 def parser_distillation_config(teacher: Path, objective: dict, cache_dir: Path, student_tree="nonprojective", **model) -> dict:
-    config = parser_config("biaffine_parser", student_tree, num_epochs=2)
-    config["model"] = {
-        "type": "distillation",
-        "teacher_archive": str(teacher),
-        "student": config["model"],
-        "objective": objective,
-        "teacher_cache_dir": str(cache_dir),
-        **model,
-    }
-    return config
+    return distilling(parser_config("biaffine_parser", student_tree, num_epochs=2), teacher, objective, cache_dir, **model)
 
 
 @pytest.mark.parametrize(
