@@ -21,12 +21,13 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
-from structkd_plugin.models.biaffine_parser import gather_heads, head_selection_log_probs
 from structkd_plugin.structures import (
     IndependentTags,
     LinearChainCRF,
     NonProjectiveTree,
     ProjectiveTree,
+    gather_heads,
+    head_selection_log_probs,
     maximum_spanning_arborescence,
     second_order_mean_field,
 )

@@ -23,7 +23,7 @@ import torch
 from tango.common import Registrable
 
 from structkd_plugin.distillation.knowledge import ParserScores, TaggerScores, TeacherKnowledge, Temperature, by_dependent
-from structkd_plugin.models.biaffine_parser import gather_heads, head_selection_log_probs
+from structkd_plugin.structures import gather_heads, head_selection_log_probs
 
 
 class KDObjective(Registrable):

@@ -4,10 +4,10 @@ from typing import Any
 
 import torch
 
-from structkd_plugin.models.biaffine_parser import BiaffineParser, gather_heads
+from structkd_plugin.models.biaffine_parser import BiaffineParser
 from structkd_plugin.models.model import Model
 from structkd_plugin.modules.biaffine import Triaffine
-from structkd_plugin.structures import second_order_mean_field
+from structkd_plugin.structures import gather_heads, second_order_mean_field
 
 
 @Model.register("second_order_parser")

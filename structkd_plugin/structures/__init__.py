@@ -6,11 +6,13 @@
 | tag sequences, independent positions (softmax tagger) | `IndependentTags` |
 | dependency trees, non-projective (Matrix-Tree, Chu-Liu-Edmonds) | `NonProjectiveTree` |
 | dependency trees, projective (Eisner) | `ProjectiveTree` |
+| heads chosen independently per word | `head_selection_log_probs`, `gather_heads` |
 | second-order head selection (mean field) | `second_order_mean_field` |
 | non-overlapping labeled spans (semi-Markov) | `SpanSegmentation` |
 | tag schemes (BIO, IOB1, BIOES) | `label_schemes` |
 """
 
+from structkd_plugin.structures.head_selection import gather_heads, head_selection_log_probs
 from structkd_plugin.structures.independent_tags import IndependentTags
 from structkd_plugin.structures.label_schemes import (
     allowed_transitions_matrix,
@@ -41,6 +43,8 @@ __all__ = [
     "convert_tags",
     "convert_unary_marginals",
     "count_scheme_violations",
+    "gather_heads",
+    "head_selection_log_probs",
     "marginal_conversion_matrix",
     "maximum_spanning_arborescence",
     "scheme_tag_set",
