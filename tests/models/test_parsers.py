@@ -23,16 +23,6 @@ KINDS = [("biaffine_parser", "local"), ("biaffine_parser", "nonprojective"), ("b
          ("second_order_parser", "nonprojective")]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The models are tiny: several threads per operation only add overhead (a lot of it when
-    the cores are busy)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def parser_config(model_type: str, tree: str, num_epochs: int = 30) -> dict:
     model = {
         "type": model_type,

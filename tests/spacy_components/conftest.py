@@ -5,7 +5,6 @@ export-spacy`."""
 from pathlib import Path
 
 import pytest
-import torch
 from tango.common import Params
 
 from structkd_plugin.commands import main
@@ -13,15 +12,6 @@ from structkd_plugin.training.train import train_model
 from tests.models.test_parsers import FIXTURE as UD_FIXTURE
 from tests.models.test_parsers import parser_config
 from tests.models.test_taggers import tagger_config
-
-
-@pytest.fixture(scope="session", autouse=True)
-def one_thread():
-    """The models are tiny: more threads only add overhead on busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def export(archive: Path, output: Path, *options: str) -> Path:
