@@ -33,8 +33,8 @@ instead of being updated by a subtraction, as in the GTH algorithm), so it is ac
 scale; it loops over words and runs only for those sentences.
 
 Precision: float32 scores give results correct to float32 precision relative to the scores'
-magnitude (up to +-1e4); float64 scores lose at most about 1e-8 relatively. If no tree is
-possible, log Z is -inf or a huge negative number.
+magnitude (up to +-1e4); float64 scores lose at most about 1e-8 relatively on log Z (marginals:
+about 1e-7 absolute). If no tree is possible, log Z is -inf or a huge negative number.
 
 Marginals P(h -> d) are the gradient of log Z with respect to the arc scores. decode() returns
 the maximum spanning arborescence (:mod:`structkd_plugin.structures.mst`).

@@ -8,7 +8,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from tree_enumeration import LENGTHS, check_against_brute_force, random_arc_scores
 
@@ -19,7 +19,9 @@ from structkd_plugin.structures.projective_tree import ProjectiveTree
 PROJECTIVE = {NonProjectiveTree: False, ProjectiveTree: True}
 # Tolerances of the comparisons with enumeration in float64: on fixed batches and on random shapes.
 ATOL = {NonProjectiveTree: 1e-9, ProjectiveTree: 1e-10}
-RANDOM_SHAPES_ATOL = {NonProjectiveTree: 1e-8, ProjectiveTree: 1e-9}
+# The determinant route of the Matrix-Tree theorem loses up to about 1e-8 relatively on log Z in
+# float64 (see nonprojective_tree.py), a little more on its gradient, the marginals.
+RANDOM_SHAPES_ATOL = {NonProjectiveTree: 1e-7, ProjectiveTree: 1e-9}
 
 
 # Module scope: hypothesis refuses function-scoped fixtures in @given tests.
@@ -109,6 +111,7 @@ def test_gradcheck_of_marginals(tree_class, single_root):
     single_root=st.booleans(),
     seed=st.integers(0, 2**16),
 )
+@example(lengths=[4], log_scale=1.2109375, single_root=True, seed=1442)  # marginals off by 1.06e-8
 def test_random_shapes(tree_class, lengths, log_scale, single_root, seed):
     scores, mask = random_arc_scores(seed, lengths, scale=10.0**log_scale)
     tree = tree_class(scores, mask, single_root)
