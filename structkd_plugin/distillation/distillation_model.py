@@ -204,7 +204,8 @@ class DistillationModel(Model):
         output = self.student(**student)
         scores = parser_scores(self.student, output) if self.student_is_parser else tagger_scores(output)
         if knowledge is None:
-            knowledge = self._online_knowledge(instances, scores)
+            # The baseline needs nothing of the teacher: it is not run.
+            knowledge = self._online_knowledge(instances, scores) if self.objective.distills else TeacherKnowledge(scores.mask)
         kd_loss = self.objective.loss(knowledge, scores, self.temperature, student.get("tags")).mean()
         if not self.objective.distills:
             weight = 0.0 if "loss" in output else 1.0
@@ -290,7 +291,7 @@ class DistillationModel(Model):
 
     def prepare_for_training(self, datasets: dict[str, list[Instance]]) -> None:
         """With `teacher_cache`, computes (or finds on disk) each dataset's teacher knowledge."""
-        if not self.use_cache:
+        if not self.use_cache or not self.objective.distills:
             return
         description = {
             "needs": sorted(self.objective.needs(_KindOnly(self.student_is_crf, self.student_is_parser))),

@@ -189,5 +189,8 @@ def test_the_baseline_learns_from_the_gold_loss_at_full_weight(teachers, tmp_pat
     config = distillation_config(teachers["crf"], {"type": "none"}, tmp_path, lambda_schedule="teacher_annealing")
     model, instances = build(config)
     model.set_training_progress(0.0)  # lambda = 1: a KD objective would get all the weight
+    model.teachers = {}  # the baseline never runs its teacher
     output = model(**model.tensorize(instances[:4]))
     assert torch.equal(output["loss"], output["gold_loss"])
+    model.prepare_for_training({"train": instances})
+    assert not model.caches
