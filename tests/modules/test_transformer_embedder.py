@@ -1,6 +1,7 @@
 import pytest
 import torch
 from tango.common import Params
+from tango.common.exceptions import ConfigurationError
 from transformers import AutoModel
 
 from structkd_plugin.data.vocabulary import Vocabulary
@@ -167,3 +168,58 @@ def test_from_params_ignores_the_vocabulary_extra(bert_path):
     )
     assert isinstance(embedder, TransformerEmbedder)
     assert embedder.get_output_dim() == 32
+
+
+def count_transformer_windows(embedder):
+    """Wraps the transformer's forward to record how many windows each call runs."""
+    calls = []
+    forward = embedder.transformer.forward
+
+    def counting(*args, input_ids, **kwargs):
+        calls.append(input_ids.shape[0])
+        return forward(*args, input_ids=input_ids, **kwargs)
+
+    embedder.transformer.forward = counting
+    return calls
+
+
+@pytest.mark.parametrize("layers", ["last", "scalar_mix"])
+def test_cached_windows_skip_the_transformer_and_give_the_same_vectors(bert_path, layers):
+    plain = TransformerEmbedder(bert_path, layers=layers, freeze=True)
+    cached = TransformerEmbedder(bert_path, layers=layers, freeze=True, cache_windows=10)
+    cached.load_state_dict(plain.state_dict())
+    calls = count_transformer_windows(cached)
+    seen, new = [["the", "cats", "playing"], ["xyz", "dog"]], [["dog", "the"]]
+    first, _ = embed(cached, seen)
+    assert calls == [2]
+    # The second batch holds one new sentence and both seen ones, in another order and padding.
+    batch = [seen[1], new[0], seen[0]]
+    again, _ = embed(cached, batch)
+    assert calls == [2, 1]
+    torch.testing.assert_close(again, embed(plain, batch)[0])
+    torch.testing.assert_close(first, embed(plain, seen)[0])
+    embed(cached, batch)
+    assert calls == [2, 1]
+
+
+def test_the_cache_keeps_at_most_cache_windows_windows(bert_path):
+    embedder = TransformerEmbedder(bert_path, freeze=True, cache_windows=1)
+    calls = count_transformer_windows(embedder)
+    words = [["the", "cats"], ["dog"]]
+    embed(embedder, words)
+    embed(embedder, words)
+    assert calls == [2, 1]
+    assert len(embedder._window_cache) == 1
+
+
+def test_loading_weights_empties_the_cache(bert_path):
+    embedder = TransformerEmbedder(bert_path, freeze=True, cache_windows=10)
+    embed(embedder, [["the", "cats"]])
+    state = {name: tensor + 1 for name, tensor in embedder.state_dict().items()}
+    embedder.load_state_dict(state)
+    assert not embedder._window_cache
+
+
+def test_a_cache_needs_a_frozen_transformer(bert_path):
+    with pytest.raises(ConfigurationError, match="cache_windows needs freeze"):
+        TransformerEmbedder(bert_path, cache_windows=10)

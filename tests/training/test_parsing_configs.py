@@ -1,6 +1,7 @@
 """Every config of training_configs/parsing/ loads, builds its reader and model, and scores the
 UD fixture."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ CONFIGS = sorted(path for path in (ROOT / "training_configs" / "parsing").glob("
 
 
 def test_there_are_parsing_configs():
-    assert {path.stem for path in CONFIGS} >= {"biaffine_parser", "biaffine_minilm", "second_order_parser"}
+    assert {path.stem for path in CONFIGS} >= {"biaffine_parser", "biaffine_minilm", "biaffine_minilm_frozen", "second_order_parser"}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.stem)
@@ -31,7 +32,10 @@ def test_parsing_config_builds_a_parser_that_scores_the_fixture(path, tree, tmp_
     for variable in ("TRAIN_PATH", "DEV_PATH", "TEST_PATH"):
         monkeypatch.setenv(variable, str(FIXTURE))
     monkeypatch.setenv("MODEL_DIR", str(build_tiny_bert(tmp_path_factory.mktemp("bert"))))
-    config = load_config(path, f'{{"model.tree": "{tree}"}}').as_dict()
+    overrides = {"model.tree": tree}
+    if path.stem == "biaffine_minilm_frozen":
+        overrides["model.encoder.input_size"] = 32  # the tiny BERT's hidden size, not MiniLM's
+    config = load_config(path, json.dumps(overrides)).as_dict()
     assert config["trainer"]["validation_metric"] == "+LAS"
 
     reader = DatasetReader.from_params(Params(config["dataset_reader"]))
