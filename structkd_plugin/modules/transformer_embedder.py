@@ -28,12 +28,13 @@ last layer's hidden state (`layers="last"`) or a learned softmax-weighted sum of
 (the embeddings' and each layer's) times a learned scale (`layers="scalar_mix"`, allennlp-light's
 `ScalarMix`).
 
-Frozen features computed once. With `freeze` and `cache_windows > 0`, the hidden states of each
-distinct window (its sequence of piece ids) are kept in memory after its first forward pass, up to
-`cache_windows` windows, and later passes over the same window skip the transformer: a parser or
-tagger trained on top of a frozen transformer then pays for the transformer in its first epoch
-only. A frozen transformer runs in eval mode, so a window's hidden states are a function of its
-ids alone and never go stale.
+Frozen features computed once. With `freeze` and `cache_windows > 0`, in training mode, the hidden
+states of each distinct window (its sequence of piece ids) are kept in memory after its first
+forward pass, up to `cache_windows` windows, and later passes over the same window skip the
+transformer: a parser or tagger trained on top of a frozen transformer then pays for the
+transformer in its first epoch only. A frozen transformer runs in eval mode, so a window's hidden
+states are a function of its ids alone and never go stale. In eval mode (validation, prediction, a
+deployed spaCy component) the cache is neither read nor filled: text seen once would only grow it.
 """
 
 import contextlib
@@ -65,8 +66,8 @@ class TransformerEmbedder(TokenEmbedder):
         split into overlapping windows. By default the model's own limit: the smaller of its
         `max_position_embeddings` and the tokenizer's `model_max_length`.
     cache_windows : `int`
-        With `freeze`, the most windows whose hidden states are kept in memory for reuse (see the
-        module docstring); 0, the default, keeps none. Each costs `pieces x hidden_size x 4` bytes,
+        With `freeze`, the most windows whose hidden states are kept in memory for reuse in
+        training (see the module docstring); 0, the default, keeps none. Each costs `pieces x hidden_size x 4` bytes,
         times the number of layers + 1 with `layers="scalar_mix"` (MiniLM-L6 with a scalar mix:
         about 10 KB per piece, so 3 GB for UD English-EWT's train, dev and test sets).
     """
@@ -180,7 +181,7 @@ class TransformerEmbedder(TokenEmbedder):
     def _hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[torch.Tensor]:
         """The `[R, L, hidden]` hidden states of the windows: all layers' with a scalar mix, else
         the last layer's alone. Cached windows are taken from the cache, the others computed."""
-        if not self.cache_windows:
+        if not (self.cache_windows and self.training):
             return self._run_transformer(input_ids, attention_mask)
         lengths = attention_mask.sum(-1).tolist()
         keys = [tuple(row[:length].tolist()) for row, length in zip(input_ids, lengths)]

@@ -223,3 +223,11 @@ def test_loading_weights_empties_the_cache(bert_path):
 def test_a_cache_needs_a_frozen_transformer(bert_path):
     with pytest.raises(ConfigurationError, match="cache_windows needs freeze"):
         TransformerEmbedder(bert_path, cache_windows=10)
+
+
+def test_the_cache_serves_training_only(bert_path):
+    embedder = TransformerEmbedder(bert_path, freeze=True, cache_windows=10).eval()
+    calls = count_transformer_windows(embedder)
+    embed(embedder, [["the", "cats"]])
+    embed(embedder, [["the", "cats"]])
+    assert calls == [1, 1] and not embedder._window_cache

@@ -1,8 +1,8 @@
 // Biaffine dependency parser over FROZEN MiniLM features: biaffine_minilm.jsonnet with the
 // transformer's weights fixed, its hidden states computed once per sentence and kept in memory
-// (`cache_windows`), and a BiLSTM trained on top of their scalar mix, ELMo-style. Every epoch after
-// the first costs what a BiLSTM parser costs, which makes a pretrained-encoder teacher trainable
-// on a CPU. MODEL_DIR, TRAIN_PATH, DEV_PATH and TEST_PATH as in biaffine_minilm.jsonnet.
+// (`cache_windows`, in training only), and a BiLSTM trained on top of their scalar mix, ELMo-style.
+// Every training epoch after the first costs what a BiLSTM parser costs, which makes a
+// pretrained-encoder teacher trainable on a CPU. MODEL_DIR, TRAIN_PATH, DEV_PATH and TEST_PATH as in biaffine_minilm.jsonnet.
 local minilm = import "biaffine_minilm.jsonnet";
 local transformer_dim = 384;  // MiniLM-L6's hidden size
 local hidden = 200;
@@ -15,7 +15,7 @@ minilm {
           model_path: std.extVar("MODEL_DIR"),
           layers: "scalar_mix",
           freeze: true,
-          // More than UD English-EWT's 16,622 train, dev and test sentences.
+          // More than UD English-EWT's 12,544 training sentences.
           cache_windows: 30000,
         },
       },
