@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--gold-fraction", type=float, default=1.0)
     parser.add_argument("--max-instances", type=int, help="read at most this many training sentences")
     parser.add_argument("--output", help="also write the markdown table to this file")
+    parser.add_argument("--keep-runs", help="keep each run's serialization directory (OBJECTIVE-SEED) in this folder")
     args = parser.parse_args()
     task = TASKS[args.task]
     prefix, extension = Path(args.data_dir) / args.corpus, task["extension"]
@@ -90,7 +91,7 @@ def main() -> None:
                 if objective == "none" and args.gold_fraction < 1.0:
                     run_overrides["trainer"] = {"num_epochs": round(args.epochs / args.gold_fraction), "patience": None}
                 config = load_config(ROOT / task["configs"] / f"{objective}.jsonnet", json.dumps(run_overrides))
-                run = scratch / f"{objective}-{seed}"
+                run = Path(args.keep_runs or scratch) / f"{objective}-{seed}"
                 train_model(config, run, force=True)
                 metrics = json.loads((run / "metrics.json").read_text())
                 epochs = [json.loads(p.read_text())["epoch_duration"] for p in run.glob("metrics_epoch_*.json")]

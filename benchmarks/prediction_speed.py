@@ -1,4 +1,4 @@
-"""Prediction speed of archived models: tokens (words) per second, as `structkd predict` runs them.
+"""Prediction speed of archived models: sentences and words per second, as `structkd predict` runs them.
 
 Reads DATA once with each archive's own reader, then times `predictions` (tensorize, forward,
 decode) over all of it, `--repeats` times, archives interleaved; reports the median.
@@ -47,12 +47,15 @@ def main() -> None:
         f"{args.data}; batch size {args.batch_size}; CPU ({platform.machine()}, {args.threads} threads), "
         f"torch {torch.__version__}; {date.today()}; median of {args.repeats} passes."
     )
-    print("\n| archive | parameters | tokens | seconds | tokens/s |\n|---|---|---|---|---|")
+    print("\n| archive | parameters | sentences | tokens | seconds | sentences/s | tokens/s |\n|---|---|---|---|---|---|---|")
     for path, model, instances in loaded:
         tokens = sum(len(instance["words"]) for instance in instances)
         median = statistics.median(seconds[path])
         parameters = sum(p.numel() for p in model.parameters())
-        print(f"| {path} | {parameters:,} | {tokens:,} | {median:.2f} | {tokens / median:,.0f} |")
+        print(
+            f"| {path} | {parameters:,} | {len(instances):,} | {tokens:,} | {median:.2f} | "
+            f"{len(instances) / median:,.1f} | {tokens / median:,.0f} |"
+        )
 
 
 if __name__ == "__main__":
