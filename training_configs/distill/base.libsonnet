@@ -1,18 +1,31 @@
 // Shared shape of the distillation configs: a frozen teacher archive, a small student, a KD
 // objective. Ext vars (environment variables): TEACHER (the teacher's model.tar.gz), TRAIN_PATH,
-// DEV_PATH, TEST_PATH, and STUDENT ("crf" or "softmax") where a config leaves the student open.
+// DEV_PATH, TEST_PATH, and STUDENT where a config leaves the student open: "crf" or "softmax" (a
+// BiLSTM over lowercased words), or "crf_chars" / "softmax_chars" (the same with a character CNN
+// beside the words, for the names and rare words a words-only student cannot see).
 // Add unlabeled text with --overrides '{"unlabeled_data_path": "PATH"}'.
 local word_dim = 50;
+local char_filters = 50;
 local hidden = 50;
-local students = {
+local taggers = {
   crf: { type: "crf_tagger", label_encoding: "BIO" },
   softmax: { type: "softmax_tagger", label_encoding: "BIO" },
 };
-local student(kind) = students[kind] + {
-  dropout: 0.2,
-  text_embedder: { token_embedders: { words: { type: "word", embedding_dim: word_dim, lowercase: true } } },
-  encoder: { type: "lstm", input_size: word_dim, hidden_size: hidden, bidirectional: true },
-};
+local words = { words: { type: "word", embedding_dim: word_dim, lowercase: true } };
+local characters = { characters: { type: "character_cnn", embedding_dim: 30, num_filters: char_filters, ngram_filter_sizes: [3] } };
+local student(kind) =
+  local with_characters = std.endsWith(kind, "_chars");
+  local tagger = if with_characters then std.substr(kind, 0, std.length(kind) - std.length("_chars")) else kind;
+  taggers[tagger] + {
+    dropout: 0.2,
+    text_embedder: { token_embedders: words + (if with_characters then characters else {}) },
+    encoder: {
+      type: "lstm",
+      input_size: word_dim + (if with_characters then char_filters else 0),
+      hidden_size: hidden,
+      bidirectional: true,
+    },
+  };
 
 function(objective, student_kind=std.extVar("STUDENT")) {
   dataset_reader: { type: "universal_ner", label_scheme: "BIO" },

@@ -1,0 +1,65 @@
+"""Every NER distillation config of training_configs/distill/ builds its teacher, student and
+objective with each student kind, and gives a finite loss on the UniversalNER fixture."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from tango.common import Params
+
+from structkd_plugin.config import import_structkd_registrations, load_config
+from structkd_plugin.data import DatasetReader, Vocabulary
+from structkd_plugin.models import Model
+from structkd_plugin.training.train import train_model
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "fixtures" / "universal_ner.iob2"
+CONFIGS = sorted((ROOT / "training_configs" / "distill").glob("*.jsonnet"))
+
+
+@pytest.fixture(scope="module")
+def teachers(tmp_path_factory):
+    """A CRF and a softmax teacher archive, trained one epoch on the fixture."""
+    import_structkd_registrations()
+    archives = {}
+    for kind in ("crf", "softmax"):
+        config = {
+            "dataset_reader": {"type": "universal_ner", "label_scheme": "BIO"},
+            "train_data_path": str(FIXTURE),
+            "model": {
+                "type": f"{kind}_tagger",
+                "label_encoding": "BIO",
+                "text_embedder": {"token_embedders": {"words": {"type": "word", "embedding_dim": 8}}},
+            },
+            "data_loader": {"max_tokens": 200},
+            "trainer": {"optimizer": {"type": "adam", "lr": 0.01}, "num_epochs": 1},
+        }
+        directory = tmp_path_factory.mktemp(f"{kind}_teacher")
+        train_model(Params(config), directory)
+        archives[kind] = directory / "model.tar.gz"
+    return archives
+
+
+def test_there_is_a_config_per_objective():
+    expected = {"none", "token", "posterior", "top_k", "structural", "local_substructure"}
+    assert {path.stem for path in CONFIGS} >= expected | {"crf_to_crf", "crf_to_softmax", "softmax_to_crf"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda path: path.stem)
+@pytest.mark.parametrize("student", ["crf", "softmax", "crf_chars", "softmax_chars"])
+def test_distillation_configs_build_and_score_the_fixture(teachers, path, student, monkeypatch):
+    if "student_kind=" in path.read_text() and student != "crf":
+        pytest.skip(f"{path.stem} fixes its student")
+    for variable in ("TRAIN_PATH", "DEV_PATH", "TEST_PATH"):
+        monkeypatch.setenv(variable, str(FIXTURE))
+    monkeypatch.setenv("TEACHER", str(teachers["softmax" if path.stem.startswith("softmax_to") else "crf"]))
+    monkeypatch.setenv("STUDENT", student)
+    config = load_config(path).as_dict()
+    reader = DatasetReader.from_params(Params(config["dataset_reader"]))
+    instances = list(reader.read(config["train_data_path"]))
+    vocab = Vocabulary.from_params(Params(config.get("vocabulary", {})), instances=instances)
+    embedders = config["model"]["student"]["text_embedder"]["token_embedders"]
+    assert ("characters" in embedders) == student.endswith("_chars")
+    model = Model.from_params(Params(config["model"]), vocab=vocab)
+    output = model(**model.tensorize(instances[:4]))
+    assert torch.isfinite(output["loss"]) and torch.isfinite(output["kd_loss"])
