@@ -68,8 +68,20 @@ class IndependentTags:
         return tags.masked_fill(~self.mask, 0), scores.masked_fill(~self.mask, 0.0).sum(dim=-1)
 
     def kbest(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """`(tags [B, k, n], scores [B, k])`: the k best distinct sequences, best first."""
-        return self._as_crf().kbest(k)
+        """`(tags [B, k, n], scores [B, k])`: the k best distinct sequences, best first, as
+        `LinearChainCRF.kbest` returns them (padding, and the rows of missing sequences, all 0).
+
+        Each position's label in any of the k best sequences is among that position's k best
+        labels (any other could be swapped for each of those k, giving k sequences at least as
+        good), so the k-best dynamic program runs over those candidates only: `[B, n, k]` scores
+        with k x k zero transitions, not L x L, which matters for parsing-as-labeling's ~1,400 labels."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        candidate_scores, candidates = self.emissions.topk(min(k, self.emissions.size(-1)), dim=-1)
+        choices, scores = IndependentTags(candidate_scores, self.mask)._as_crf().kbest(k)
+        tags = candidates[:, None].expand(-1, k, -1, -1).gather(-1, choices[..., None]).squeeze(-1)
+        missing = ~self.mask[:, None, :] | torch.isneginf(scores)[:, :, None]
+        return tags.masked_fill(missing, 0), scores
 
     def entropy(self) -> torch.Tensor:
         """`[B]`: the sum of the positions' entropies."""

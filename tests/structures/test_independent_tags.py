@@ -66,3 +66,21 @@ def test_stable_at_large_scores_in_float32():
     dist64 = IndependentTags(emissions, mask)
     assert torch.allclose(dist32.log_partition().double(), dist64.log_partition(), rtol=1e-6)
     assert torch.isfinite(dist32.unary_marginals()).all() and torch.isfinite(dist32.entropy()).all()
+
+
+def test_kbest_against_enumeration_with_k_below_and_above_the_number_of_labels():
+    emissions, mask = make(3, labels=4)
+    emissions[0, 2, 1] = float("-inf")  # a forbidden label
+    for k in (1, 2, 3, 6, 70):
+        tags, scores = IndependentTags(emissions, mask).kbest(k)
+        assert tags.shape == (len(LENGTHS), k, max(LENGTHS)) and scores.shape == (len(LENGTHS), k)
+        for b, n in enumerate(LENGTHS):
+            sequences = [y for y in itertools.product(range(4), repeat=n) if not (b == 0 and y[2] == 1)]
+            ranked = sorted(sequences, key=lambda y: -float(sum(emissions[b, i, y[i]] for i in range(n))))[:k]
+            found = min(k, len(ranked))
+            assert [tuple(row[:n].tolist()) for row in tags[b, :found]] == ranked
+            expected = torch.stack([sum(emissions[b, i, y[i]] for i in range(n)) for y in ranked])
+            assert torch.allclose(scores[b, :found], expected)
+            # Missing sequences (k above the number of allowed ones) and padding are all zeros.
+            assert torch.all(torch.isneginf(scores[b, found:])) and torch.all(tags[b, found:] == 0)
+            assert torch.all(tags[b, :, n:] == 0)
