@@ -126,10 +126,16 @@ class DependencyLabelSet:
             tag_ids.append(tag)
         self.tags = list(tag_index)
         self._tag_index = tag_index
-        self._is_root = torch.tensor(is_root, dtype=torch.bool)
+        # Labels differing only in their relation point to the same head: heads are computed once
+        # per distinct head description (ROOT, offset, tag), ~10x fewer than labels on a treebank.
+        descriptions: dict[tuple[bool, int, int], int] = {}
+        self._description_of_label = torch.tensor(
+            [descriptions.setdefault(key, len(descriptions)) for key in zip(is_root, offsets, tag_ids)], dtype=torch.long
+        )
+        self._is_root = torch.tensor([key[0] for key in descriptions], dtype=torch.bool)
         # rel_offset: head - word; rel_pos: +-k (0 for ROOT).
-        self._offsets = torch.tensor(offsets, dtype=torch.long)
-        self._tag_ids = torch.tensor(tag_ids, dtype=torch.long)
+        self._offsets = torch.tensor([key[1] for key in descriptions], dtype=torch.long)
+        self._tag_ids = torch.tensor([key[2] for key in descriptions], dtype=torch.long)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -172,11 +178,11 @@ class DependencyLabelSet:
             if upos_ids is None:
                 raise ValueError("the rel_pos encoding needs the words' UPOS (upos_ids)")
             heads, valid = self._relative_pos_heads(mask, upos_ids.to(device), offsets, tag_ids)
-        heads = torch.where(is_root, 0, torch.where(valid, heads, -1))
-        return heads.masked_fill(~mask[:, :, None], -1)
+        heads = torch.where(is_root, 0, torch.where(valid, heads, -1)).masked_fill(~mask[:, :, None], -1)
+        return heads[:, :, self._description_of_label.to(device)]
 
     def _relative_pos_heads(self, mask, upos_ids, offsets, tag_ids):
-        """Heads ``[B, n, L]`` of rel_pos labels (garbage where not ``valid``) and ``valid``.
+        """Heads ``[B, n, D]`` of the rel_pos head descriptions (garbage where not ``valid``) and ``valid``.
 
         The r-th word of tag t (its *rank*, counting from 1) is looked up in a table; from word
         i, ``+k@t`` points to rank (tag-t words up to i, i included) + k, and ``-k@t`` to rank
@@ -199,7 +205,7 @@ class DependencyLabelSet:
 
         rank = torch.where(
             offsets > 0, up_to[:, :, tag_ids] + offsets, before[:, :, tag_ids] + 1 + offsets
-        )  # [B, n, L]
+        )  # [B, n, D]
         valid = (rank >= 1) & (rank <= totals[:, None, tag_ids])
         index = tag_ids * (length + 1) + rank.clamp(0, length)
         heads = position.gather(1, index.flatten(1)).view_as(rank)
