@@ -9,7 +9,7 @@ import torch
 from tango.common import Lazy
 
 from structkd_plugin.archival import load_archive
-from structkd_plugin.data import INPUT_LABEL_KEYS, Vocabulary, move_to_device, pad_sequences, without_labels
+from structkd_plugin.data import INPUT_LABEL_KEYS, Vocabulary, move_to_device, without_labels
 from structkd_plugin.distillation.knowledge import (
     ParserScores,
     TaggerScores,
@@ -275,15 +275,7 @@ class DistillationModel(Model):
     def _label_heads(self, instances: list[Instance], teacher_name: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """For a parser teacher: the head each student label points to from each word `[B, n, L]`,
         and each label's relation among the teacher's `[L]`."""
-        # Only the lengths and (for rel_pos) the UPOS matter: no need for the student's whole batch.
-        label_set = self.student.label_set
-        _, mask = pad_sequences([[1] * len(instance["words"]) for instance in instances], 0)
-        upos = None
-        if label_set.encoding == "rel_pos":
-            if not all("upos" in instance for instance in instances):
-                raise ValueError("the rel_pos encoding needs the words' UPOS, but an instance has no upos")
-            upos = label_set.upos_ids([instance["upos"] for instance in instances])
-        return label_set.label_heads(mask, upos).to(device), self.label_maps[teacher_name].to(device)
+        return self.student.label_heads_of(instances).to(device), self.label_maps[teacher_name].to(device)
 
     def _online_knowledge(self, instances: list[Instance], student: TaggerScores) -> TeacherKnowledge:
         return move_to_device(self._teacher_knowledge(instances), student.mask.device)

@@ -110,16 +110,27 @@ class DependencySequenceLabeler(DependencyParser):
         """The encoded labels, label id i being `labels[i]` (as a tagger's `labels`)."""
         return self.tagger.labels
 
+    def label_heads_of(self, instances: list[Instance]) -> torch.Tensor:
+        """`[B, n, L]`: the head each label points to from each word of `instances`
+        (`DependencyLabelSet.label_heads`), from their lengths and UPOS alone."""
+        mask, upos = self._mask_and_upos(instances)
+        return self.label_set.label_heads(mask, upos)
+
+    def _mask_and_upos(self, instances: list[Instance]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The words' mask `[B, n]` and, for rel_pos, their UPOS ids `[B, n]` (else None)."""
+        _, mask = pad_sequences([[1] * len(instance["words"]) for instance in instances], 0)
+        if self.label_set.encoding != "rel_pos":
+            return mask, None
+        if not all("upos" in instance for instance in instances):
+            raise ValueError("the rel_pos encoding needs the words' UPOS, but an instance has no upos")
+        return mask, self.label_set.upos_ids([instance["upos"] for instance in instances])
+
     def tensorize(self, instances: list[Instance]) -> dict[str, Any]:
         words = [instance["words"] for instance in instances]
-        _, mask = pad_sequences([[1] * len(sentence) for sentence in words], 0)
+        mask, upos = self._mask_and_upos(instances)
         batch: dict[str, Any] = {"words": self.tagger.text_embedder.tensorize(words), "mask": mask, "instances": instances}
-        upos = None
-        if self.label_set.encoding == "rel_pos":
-            if not all("upos" in instance for instance in instances):
-                raise ValueError("the rel_pos encoding needs the words' UPOS, but an instance has no upos")
-            upos = [instance["upos"] for instance in instances]
-            batch["upos"] = self.label_set.upos_ids(upos)
+        if upos is not None:
+            batch["upos"] = upos
         gold = self.gold_trees(instances)
         batch.update(gold)
         if gold:

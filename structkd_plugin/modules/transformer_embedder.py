@@ -67,9 +67,10 @@ class TransformerEmbedder(TokenEmbedder):
         `max_position_embeddings` and the tokenizer's `model_max_length`.
     cache_windows : `int`
         With `freeze`, the most windows whose hidden states are kept in memory for reuse in
-        training (see the module docstring); 0, the default, keeps none. Each costs `pieces x hidden_size x 4` bytes,
-        times the number of layers + 1 with `layers="scalar_mix"` (MiniLM-L6 with a scalar mix:
-        about 10 KB per piece, so 3 GB for UD English-EWT's train, dev and test sets).
+        training (see the module docstring); 0, the default, keeps none. Each costs
+        `pieces x hidden_size x 4` bytes, times the number of layers + 1 with
+        `layers="scalar_mix"` (MiniLM-L6 with a scalar mix: about 10 KB per piece, so about 3 GB
+        for UD English-EWT's training set).
     """
 
     def __init__(

@@ -8,16 +8,10 @@ local transformer_dim = 384;  // MiniLM-L6's hidden size
 local hidden = 200;
 minilm {
   model+: {
-    text_embedder: {
-      token_embedders: {
-        transformer: {
-          type: "transformer",
-          model_path: std.extVar("MODEL_DIR"),
-          layers: "scalar_mix",
-          freeze: true,
-          // More than UD English-EWT's 12,544 training sentences.
-          cache_windows: 30000,
-        },
+    text_embedder+: {
+      token_embedders+: {
+        // More than UD English-EWT's 12,544 training sentences.
+        transformer+: { freeze: true, cache_windows: 30000 },
       },
     },
     encoder: { type: "lstm", input_size: transformer_dim, hidden_size: hidden, num_layers: 2, bidirectional: true, dropout: 0.33 },
