@@ -168,15 +168,23 @@ def pad_sequences(sequences: Sequence[Sequence[int]], pad_value: int = 0) -> tup
     return values, mask
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def move_to_device(batch: Any, device: torch.device) -> Any:
     """`batch` with every tensor inside it (in dicts, lists, tuples, dataclasses) moved to `device`."""
     if isinstance(batch, torch.Tensor):
         return batch.to(device)
-    if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
-        fields = {field.name: move_to_device(getattr(batch, field.name), device) for field in dataclasses.fields(batch)}
-        return dataclasses.replace(batch, **fields)
+    if isinstance(batch, _PLAIN):
+        return batch
     if isinstance(batch, dict):
         return {key: move_to_device(value, device) for key, value in batch.items()}
     if isinstance(batch, list | tuple):
+        # A batch's instances hold lists of words: returned as they are, not rebuilt word by word.
+        if all(isinstance(value, _PLAIN) for value in batch):
+            return batch
         return type(batch)(move_to_device(value, device) for value in batch)
+    if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
+        fields = {field.name: move_to_device(getattr(batch, field.name), device) for field in dataclasses.fields(batch)}
+        return dataclasses.replace(batch, **fields)
     return batch

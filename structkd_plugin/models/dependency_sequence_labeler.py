@@ -63,12 +63,12 @@ class DependencySequenceLabeler(DependencyParser):
     - the tagger's: `emissions [B, n, L]`, for the CRF `transitions [L, L]`, `start`, `end [L]`,
       `label_vectors`, `mask [B, n]` (the words), `predicted_tags [B, n]` (the tagger's own
       decoding: Viterbi or per-word argmax), and `loss` with gold trees;
-    - `label_heads [B, n, L]`: the head (0 = root, 1..n) each label points to from each word,
-      -1 where it points nowhere (`DependencyLabelSet.label_heads`); with `label_relations [L]`
-      (an attribute: each label's relation index) it maps head and relation marginals onto the
-      labels and back;
     - `predicted_heads`, `predicted_relations` `[B, n]`: the decoded tree, and `tree_labels
       [B, n]` the labels of its arcs.
+
+    `label_heads_of(instances)` gives the head (0 = root, 1..n) each label points to from each
+    word, `[B, n, L]`, -1 where it points nowhere; with `label_relations [L]` (each label's
+    relation index) it maps head and relation marginals onto the labels and back.
 
     Metrics: UAS, LAS, UEM, LEM of the decoded trees and `label_accuracy` of `predicted_tags`
     (on batches whose gold labels the vocabulary knows).
@@ -157,17 +157,18 @@ class DependencySequenceLabeler(DependencyParser):
         punctuation: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         output = self.tagger(words, mask, instances, tags)
-        label_heads = self.label_set.label_heads(mask, upos)
+        description_heads = self.label_set.description_heads(mask, upos)
         with torch.no_grad():  # decoding needs no gradient (nor the CRF's differentiable marginals)
             emissions = output["emissions"]
             if isinstance(self.tagger, CrfTagger):
                 label_scores = self.tagger.crf(emissions, mask).unary_marginals().log()
             else:
                 label_scores = emissions.log_softmax(-1)
-            predicted_heads, tree_labels = decode_tree(label_scores, label_heads, mask)
+            predicted_heads, tree_labels = decode_tree(
+                label_scores, description_heads, self.label_set.label_descriptions, mask
+            )
         predicted_relations = self.label_relations[tree_labels].masked_fill(~mask, 0)
         output.update(
-            label_heads=label_heads,
             predicted_heads=predicted_heads,
             predicted_relations=predicted_relations,
             tree_labels=tree_labels,

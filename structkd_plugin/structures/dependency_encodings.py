@@ -97,7 +97,9 @@ class DependencyLabelSet:
         ``"rel_offset"`` or ``"rel_pos"``.
 
     Attributes: ``labels``, ``encoding``, ``relations`` (the relation of each label),
-    ``tags`` (rel_pos: the UPOS tags that the labels name, in order of first use).
+    ``tags`` (rel_pos: the UPOS tags that the labels name, in order of first use),
+    ``label_descriptions`` (``[L]`` long: the head description of each label, an index into
+    ``description_heads``' last dimension; labels that differ only in their relation share one).
     """
 
     def __init__(self, labels: Sequence[str], encoding: str) -> None:
@@ -129,7 +131,7 @@ class DependencyLabelSet:
         # Labels differing only in their relation point to the same head: heads are computed once
         # per distinct head description (ROOT, offset, tag), ~10x fewer than labels on a treebank.
         descriptions: dict[tuple[bool, int, int], int] = {}
-        self._description_of_label = torch.tensor(
+        self.label_descriptions = torch.tensor(
             [descriptions.setdefault(key, len(descriptions)) for key in zip(is_root, offsets, tag_ids)], dtype=torch.long
         )
         self._is_root = torch.tensor([key[0] for key in descriptions], dtype=torch.bool)
@@ -166,6 +168,12 @@ class DependencyLabelSet:
         1..n_b a word) that label ``l`` gives word ``i + 1`` of sentence ``b``; -1 when the
         label points outside the sentence, and everywhere on padding.
         """
+        heads = self.description_heads(mask, upos_ids)
+        return heads[:, :, self.label_descriptions.to(mask.device)]
+
+    def description_heads(self, mask: torch.Tensor, upos_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """``label_heads`` per head description: ``[B, n, D]``, D the number of distinct
+        descriptions (``label_descriptions`` maps each label to its own)."""
         device = mask.device
         is_root, offsets, tag_ids = (t.to(device) for t in (self._is_root, self._offsets, self._tag_ids))
         length = mask.shape[1]
@@ -178,8 +186,7 @@ class DependencyLabelSet:
             if upos_ids is None:
                 raise ValueError("the rel_pos encoding needs the words' UPOS (upos_ids)")
             heads, valid = self._relative_pos_heads(mask, upos_ids.to(device), offsets, tag_ids)
-        heads = torch.where(is_root, 0, torch.where(valid, heads, -1)).masked_fill(~mask[:, :, None], -1)
-        return heads[:, :, self._description_of_label.to(device)]
+        return torch.where(is_root, 0, torch.where(valid, heads, -1)).masked_fill(~mask[:, :, None], -1)
 
     def _relative_pos_heads(self, mask, upos_ids, offsets, tag_ids):
         """Heads ``[B, n, D]`` of the rel_pos head descriptions (garbage where not ``valid``) and ``valid``.
@@ -212,31 +219,33 @@ class DependencyLabelSet:
         return heads, valid
 
 
-def tree_arc_scores(label_scores: torch.Tensor, label_heads: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Arc scores ``[B, n+1, n+1]`` (``[b, h, d]`` = h -> d, 0 the root) from label scores.
+def tree_arc_scores(candidate_scores: torch.Tensor, candidate_heads: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Arc scores ``[B, n+1, n+1]`` (``[b, h, d]`` = h -> d, 0 the root) from the scores of
+    each word's candidate heads: its labels, or its labels' head descriptions.
 
-    The score of h -> d is the best score among the labels that point from d to h; -inf label
-    scores and labels pointing nowhere contribute nothing. An arc no label scores gets a
+    The score of h -> d is the best score among the candidates that point from d to h; -inf
+    scores and candidates pointing nowhere contribute nothing. An arc no candidate scores gets a
     per-sentence floor so far below the others (lowest - (n_b + 1) * (highest - lowest) - 1)
     that a tree uses such arcs only when it must, and fewer of them is always better: so a
     well-formed tree always exists.
 
     # Parameters
 
-    label_scores : `torch.Tensor [B, n, L]`
-        Scores of the labels of each word (log-probabilities, say).
-    label_heads : `torch.LongTensor [B, n, L]`
-        ``DependencyLabelSet.label_heads``.
+    candidate_scores : `torch.Tensor [B, n, K]`
+        Scores of each word's candidates (label log-probabilities, say).
+    candidate_heads : `torch.LongTensor [B, n, K]`
+        The head each candidate points to from each word, -1 for none
+        (``DependencyLabelSet.label_heads`` or ``description_heads``).
     mask : `torch.BoolTensor [B, n]`
         True on the real words.
     """
-    batch_size, length, _ = label_scores.shape
+    batch_size, length, _ = candidate_scores.shape
     minus_inf = -math.inf
-    scored = (label_heads >= 0) & (label_scores > minus_inf)
-    # Unscored labels go to an extra head slot n+1, dropped afterwards.
-    slot = torch.where(scored, label_heads, length + 1)
-    by_dependent = label_scores.new_full((batch_size, length, length + 2), minus_inf)
-    by_dependent.scatter_reduce_(2, slot, label_scores, "amax")
+    scored = (candidate_heads >= 0) & (candidate_scores > minus_inf)
+    # Unscored candidates go to an extra head slot n+1, dropped afterwards.
+    slot = torch.where(scored, candidate_heads, length + 1)
+    by_dependent = candidate_scores.new_full((batch_size, length, length + 2), minus_inf)
+    by_dependent.scatter_reduce_(2, slot, candidate_scores, "amax")
     arcs = by_dependent[:, :, : length + 1].transpose(1, 2)  # [B, head, dependent]
     arcs = torch.cat([arcs.new_full((batch_size, length + 1, 1), minus_inf), arcs], dim=2)
 
@@ -251,7 +260,7 @@ def tree_arc_scores(label_scores: torch.Tensor, label_heads: torch.Tensor, mask:
 
 
 def decode_tree(
-    label_scores: torch.Tensor, label_heads: torch.Tensor, mask: torch.Tensor
+    label_scores: torch.Tensor, description_heads: torch.Tensor, label_descriptions: torch.Tensor, mask: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The best single-root tree that label scores describe, and a label for each of its arcs.
 
@@ -261,15 +270,49 @@ def decode_tree(
     pointing to its chosen head, or its best label overall when none does (an arc taken at the
     floor score; only its relation is then meaningful).
 
+    Labels that differ only in their relation point to the same head, so the arcs are scored
+    from each head description's best label: ``[B, n, D]`` instead of ``[B, n, L]``.
+
+    # Parameters
+
+    label_scores : `torch.Tensor [B, n, L]`
+    description_heads : `torch.LongTensor [B, n, D]`
+        ``DependencyLabelSet.description_heads``.
+    label_descriptions : `torch.LongTensor [L]`
+        ``DependencyLabelSet.label_descriptions``.
+    mask : `torch.BoolTensor [B, n]`
+
     # Returns
 
     ``heads [B, n]`` (0 = root, words from 1, padding 0) and ``labels [B, n]`` (label ids,
     padding 0).
     """
-    arcs = tree_arc_scores(label_scores, label_heads, mask)
+    label_descriptions = label_descriptions.to(label_scores.device)
+    description_scores = label_scores.new_full(description_heads.shape, -math.inf).scatter_reduce_(
+        2, label_descriptions.expand_as(label_scores), label_scores, "amax"
+    )
+    arcs = tree_arc_scores(description_scores, description_heads, mask)
     tree_mask = torch.cat([mask.new_ones(mask.size(0), 1), mask], dim=1)
     heads = maximum_spanning_arborescence(arcs, tree_mask, single_root=True)[:, 1:]
-    pointing = (label_heads == heads[:, :, None]) & (label_scores > -math.inf)
-    best_pointing = label_scores.masked_fill(~pointing, -math.inf).argmax(-1)
-    labels = torch.where(pointing.any(-1), best_pointing, label_scores.argmax(-1))
+    pointing = (description_heads == heads[:, :, None]) & (description_scores > -math.inf)
+    chosen = description_scores.masked_fill(~pointing, -math.inf).argmax(-1)
+    # The best label of the chosen description, among its own labels only: [B, n, R].
+    members = _labels_by_description(label_descriptions, description_heads.shape[-1])[chosen]
+    member_scores = label_scores.gather(2, members.clamp_min(0)).masked_fill(members < 0, -math.inf)
+    labels = members.gather(2, member_scores.argmax(-1, keepdim=True)).squeeze(2)
+    unpointed = ~pointing.any(-1) & mask
+    if unpointed.any():
+        labels = torch.where(unpointed, label_scores.argmax(-1), labels)
     return heads, labels.masked_fill(~mask, 0)
+
+
+def _labels_by_description(label_descriptions: torch.Tensor, descriptions: int) -> torch.Tensor:
+    """``[D, R]`` long: row d lists the labels of description d (in id order), padded with -1;
+    R is the most labels any description has."""
+    order = label_descriptions.argsort(stable=True)
+    grouped = label_descriptions[order]
+    counts = torch.bincount(label_descriptions, minlength=descriptions)
+    rank = torch.arange(len(order), device=order.device) - (counts.cumsum(0) - counts)[grouped]
+    members = torch.full((descriptions, int(counts.max())), -1, dtype=torch.long, device=order.device)
+    members[grouped, rank] = order
+    return members

@@ -1,5 +1,6 @@
-"""Tests of `TokenBudgetBatchSampler` and `pad_sequences`."""
+"""Tests of `TokenBudgetBatchSampler`, `pad_sequences` and `move_to_device`."""
 
+import dataclasses
 import random
 
 import pytest
@@ -7,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from structkd_plugin.data import TokenBudgetBatchSampler, pad_sequences
+from structkd_plugin.data import TokenBudgetBatchSampler, move_to_device, pad_sequences
 
 
 def random_lengths(count: int, seed: int = 0, longest: int = 60) -> list[int]:
@@ -186,3 +187,27 @@ def test_pad_sequences_of_nothing():
     assert values.shape == mask.shape == (0, 0)
     values, mask = pad_sequences([[], []], 0)
     assert values.shape == mask.shape == (2, 0)
+
+
+@dataclasses.dataclass
+class Knowledge:
+    probs: torch.Tensor
+    name: str
+
+
+def test_move_to_device_moves_every_tensor_and_keeps_the_rest():
+    instances = [{"words": ["a", "b"], "heads": [0, 1]}]
+    batch = {
+        "mask": torch.ones(1, 2, dtype=torch.bool),
+        "words": {"tokens": torch.zeros(1, 2, dtype=torch.long)},
+        "pair": (torch.zeros(1), [torch.ones(1), None]),
+        "knowledge": Knowledge(torch.zeros(2, dtype=torch.float64), "teacher"),
+        "instances": instances,
+    }
+    moved = move_to_device(batch, torch.device("meta"))
+    assert moved["mask"].device.type == moved["words"]["tokens"].device.type == "meta"
+    assert moved["pair"][0].device.type == moved["pair"][1][0].device.type == "meta"
+    assert moved["pair"][1][1] is None and isinstance(moved["pair"], tuple)
+    assert moved["knowledge"].probs.device.type == "meta" and moved["knowledge"].name == "teacher"
+    assert moved["instances"] == instances and moved["instances"][0]["words"] is instances[0]["words"]
+    assert batch["mask"].device.type == "cpu"

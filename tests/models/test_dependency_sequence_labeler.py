@@ -103,7 +103,7 @@ def test_predictions_are_single_root_trees_and_match_the_metrics(trained):
     assert model.get_metrics()["UAS"] == pytest.approx(correct / total)
 
 
-def test_output_exposes_the_label_scores_and_the_label_heads(trained):
+def test_output_exposes_the_label_scores_and_label_heads_of_gives_the_label_heads(trained):
     encoding, crf, _, archive = trained
     model = archive.model
     gold = instances(encoding)[:5]
@@ -113,11 +113,12 @@ def test_output_exposes_the_label_scores_and_the_label_heads(trained):
     batch_size, length = batch["mask"].shape
     labels = len(model.tagger.labels)
     assert output["emissions"].shape == (batch_size, length, labels)
-    assert output["label_heads"].shape == (batch_size, length, labels)
+    label_heads = model.label_heads_of(gold)
+    assert label_heads.shape == (batch_size, length, labels)
     assert ("transitions" in output) == crf and ("start" in output) == crf and ("end" in output) == crf
     assert {"mask", "predicted_heads", "predicted_relations", "loss"} <= set(output)
     # The gold labels point to the gold heads and carry the gold relations.
-    gold_heads = output["label_heads"].gather(2, batch["tags"][..., None]).squeeze(2)
+    gold_heads = label_heads.gather(2, batch["tags"][..., None]).squeeze(2)
     assert torch.equal(gold_heads.masked_fill(~batch["mask"], 0), batch["heads"])
     gold_relations = model.label_relations[batch["tags"]].masked_fill(~batch["mask"], 0)
     assert torch.equal(gold_relations, batch["relations"])

@@ -16,6 +16,7 @@ from structkd_plugin.structures.dependency_encodings import (
     encode_tree,
     tree_arc_scores,
 )
+from tests.structures.tree_enumeration import all_trees, tree_scores
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
 TREEBANK = ROOT_DIR / "fixtures" / "universal_dependencies.conllu"
@@ -137,10 +138,16 @@ def random_label_problem(seed, encoding, lengths=(1, 2, 5, 7, 9)):
     labels = sorted(labels)
     label_set = DependencyLabelSet(labels, encoding)
     _, mask = pad_sequences([[1] * len(upos) for upos, _ in sentences], 0)
-    label_heads = label_set.label_heads(mask.bool(), label_set.upos_ids([upos for upos, _ in sentences]))
+    upos_ids = label_set.upos_ids([upos for upos, _ in sentences])
+    label_heads = label_set.label_heads(mask.bool(), upos_ids)
     generator = torch.Generator().manual_seed(seed)
     scores = torch.randn(len(sentences), mask.size(1), len(labels), generator=generator, dtype=torch.float64)
     return label_set, sentences, mask.bool(), label_heads, scores
+
+
+def decode(label_set, scores, mask, sentences=None):
+    upos_ids = label_set.upos_ids([upos for upos, _ in sentences]) if label_set.encoding == "rel_pos" else None
+    return decode_tree(scores, label_set.description_heads(mask, upos_ids), label_set.label_descriptions, mask)
 
 
 def assert_single_root_trees(heads, mask):
@@ -160,10 +167,10 @@ def assert_single_root_trees(heads, mask):
 @pytest.mark.parametrize("encoding", ENCODINGS)
 @pytest.mark.parametrize("seed", range(6))
 def test_decoding_random_scores_gives_single_root_trees(encoding, seed):
-    label_set, _, mask, label_heads, scores = random_label_problem(seed, encoding)
+    label_set, sentences, mask, label_heads, scores = random_label_problem(seed, encoding)
     # Some labels forbidden too: arcs without any label must still leave a tree.
     scores[torch.rand(scores.shape, generator=torch.Generator().manual_seed(seed)) < 0.5] = -math.inf
-    heads, labels = decode_tree(scores, label_heads, mask)
+    heads, labels = decode(label_set, scores, mask, sentences)
     assert_single_root_trees(heads, mask)
     chosen = label_heads.gather(2, labels[:, :, None]).squeeze(2)
     assert ((chosen == heads) | ~mask).float().mean() > 0.5  # most arcs come from their label
@@ -185,7 +192,7 @@ def test_decoding_finds_the_gold_tree_when_the_scores_favour_it(encoding, seed):
     label_set, sentences, mask, label_heads, scores = random_label_problem(seed, encoding)
     gold_heads, gold_labels = gold_labels_of(label_set, sentences, mask, encoding)
     scores.scatter_(2, gold_labels[:, :, None], 10.0)
-    heads, labels = decode_tree(scores.log_softmax(-1), label_heads, mask)
+    heads, labels = decode(label_set, scores.log_softmax(-1), mask, sentences)
     assert torch.equal(heads, gold_heads)
     assert torch.equal(labels, gold_labels)
 
@@ -197,7 +204,7 @@ def test_when_the_best_labels_form_a_tree_decoding_returns_it(encoding, seed):
     label_set, sentences, mask, label_heads, scores = random_label_problem(seed, encoding)
     gold_heads, gold_labels = gold_labels_of(label_set, sentences, mask, encoding)
     scores.scatter_(2, gold_labels[:, :, None], scores.amax(-1, keepdim=True) + 1e-3)
-    heads, labels = decode_tree(scores, label_heads, mask)
+    heads, labels = decode(label_set, scores, mask, sentences)
     assert torch.equal(heads, gold_heads)
     assert torch.equal(labels, gold_labels)
     assert torch.equal(labels, scores.argmax(-1).masked_fill(~mask, 0))
@@ -213,8 +220,28 @@ def test_arc_scores_are_the_best_label_score_per_head():
     assert arcs[0, 0, 2] == 1.0
     # No label scores 1 -> 2 (-1|a is forbidden there): floor = 0.5 - 3 * (3 - 0.5) - 1.
     assert arcs[0, 1, 2] == 0.5 - 3 * 2.5 - 1
-    heads, labels = decode_tree(scores, label_heads, mask)
+    heads, labels = decode(label_set, scores, mask)
     assert heads.tolist() == [[2, 0]] and labels.tolist() == [[2, 0]]
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+@pytest.mark.parametrize("seed", range(6))
+def test_decoding_finds_the_best_tree_and_labels_by_enumeration(encoding, seed):
+    """The tree maximizes the sum, over its arcs, of the best score of a label pointing along
+    the arc (arcs from ``tree_arc_scores`` over all labels); each word's label is the best one
+    pointing to its head, or its best overall when none does."""
+    label_set, sentences, mask, label_heads, scores = random_label_problem(seed, encoding, lengths=(1, 2, 4, 5))
+    scores[torch.rand(scores.shape, generator=torch.Generator().manual_seed(seed)) < 0.3] = -math.inf
+    heads, labels = decode(label_set, scores, mask, sentences)
+    arcs = tree_arc_scores(scores, label_heads, mask)
+    for b, length in enumerate(mask.sum(-1).tolist()):
+        trees = all_trees(length, single_root=True)
+        decoded = torch.cat([torch.zeros(1, dtype=torch.long), heads[b, :length]])
+        assert tree_scores(arcs[b], decoded[None]).item() == pytest.approx(tree_scores(arcs[b], trees).max().item())
+        for word in range(length):
+            pointing = (label_heads[b, word] == heads[b, word]) & (scores[b, word] > -math.inf)
+            candidates = scores[b, word].masked_fill(~pointing, -math.inf) if pointing.any() else scores[b, word]
+            assert labels[b, word] == candidates.argmax()
 
 
 def test_the_reader_writes_the_encoded_trees_as_tags(tmp_path):
