@@ -157,16 +157,13 @@ class DependencySequenceLabeler(DependencyParser):
         punctuation: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         output = self.tagger(words, mask, instances, tags)
-        description_heads = self.label_set.description_heads(mask, upos)
         with torch.no_grad():  # decoding needs no gradient (nor the CRF's differentiable marginals)
             emissions = output["emissions"]
             if isinstance(self.tagger, CrfTagger):
                 label_scores = self.tagger.crf(emissions, mask).unary_marginals().log()
             else:
                 label_scores = emissions.log_softmax(-1)
-            predicted_heads, tree_labels = decode_tree(
-                label_scores, description_heads, self.label_set.label_descriptions, mask
-            )
+            predicted_heads, tree_labels = decode_tree(label_scores, self.label_set, mask, upos)
         predicted_relations = self.label_relations[tree_labels].masked_fill(~mask, 0)
         output.update(
             predicted_heads=predicted_heads,

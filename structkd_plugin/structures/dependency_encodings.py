@@ -138,6 +138,7 @@ class DependencyLabelSet:
         # rel_offset: head - word; rel_pos: +-k (0 for ROOT).
         self._offsets = torch.tensor([key[1] for key in descriptions], dtype=torch.long)
         self._tag_ids = torch.tensor([key[2] for key in descriptions], dtype=torch.long)
+        self._description_labels = _labels_by_description(self.label_descriptions, len(descriptions))
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -260,7 +261,7 @@ def tree_arc_scores(candidate_scores: torch.Tensor, candidate_heads: torch.Tenso
 
 
 def decode_tree(
-    label_scores: torch.Tensor, description_heads: torch.Tensor, label_descriptions: torch.Tensor, mask: torch.Tensor
+    label_scores: torch.Tensor, label_set: DependencyLabelSet, mask: torch.Tensor, upos_ids: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The best single-root tree that label scores describe, and a label for each of its arcs.
 
@@ -275,19 +276,19 @@ def decode_tree(
 
     # Parameters
 
-    label_scores : `torch.Tensor [B, n, L]`
-    description_heads : `torch.LongTensor [B, n, D]`
-        ``DependencyLabelSet.description_heads``.
-    label_descriptions : `torch.LongTensor [L]`
-        ``DependencyLabelSet.label_descriptions``.
+    label_scores : `torch.Tensor [B, n, L]`, scores of ``label_set``'s labels.
+    label_set : `DependencyLabelSet`
     mask : `torch.BoolTensor [B, n]`
+    upos_ids : `torch.LongTensor [B, n]`, optional
+        ``label_set.upos_ids`` of the words; needed by rel_pos.
 
     # Returns
 
     ``heads [B, n]`` (0 = root, words from 1, padding 0) and ``labels [B, n]`` (label ids,
     padding 0).
     """
-    label_descriptions = label_descriptions.to(label_scores.device)
+    description_heads = label_set.description_heads(mask, upos_ids)
+    label_descriptions = label_set.label_descriptions.to(label_scores.device)
     description_scores = label_scores.new_full(description_heads.shape, -math.inf).scatter_reduce_(
         2, label_descriptions.expand_as(label_scores), label_scores, "amax"
     )
@@ -297,7 +298,7 @@ def decode_tree(
     pointing = (description_heads == heads[:, :, None]) & (description_scores > -math.inf)
     chosen = description_scores.masked_fill(~pointing, -math.inf).argmax(-1)
     # The best label of the chosen description, among its own labels only: [B, n, R].
-    members = _labels_by_description(label_descriptions, description_heads.shape[-1])[chosen]
+    members = label_set._description_labels.to(label_scores.device)[chosen]
     member_scores = label_scores.gather(2, members.clamp_min(0)).masked_fill(members < 0, -math.inf)
     labels = members.gather(2, member_scores.argmax(-1, keepdim=True)).squeeze(2)
     unpointed = ~pointing.any(-1) & mask

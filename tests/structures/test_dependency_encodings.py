@@ -138,8 +138,7 @@ def random_label_problem(seed, encoding, lengths=(1, 2, 5, 7, 9)):
     labels = sorted(labels)
     label_set = DependencyLabelSet(labels, encoding)
     _, mask = pad_sequences([[1] * len(upos) for upos, _ in sentences], 0)
-    upos_ids = label_set.upos_ids([upos for upos, _ in sentences])
-    label_heads = label_set.label_heads(mask.bool(), upos_ids)
+    label_heads = label_set.label_heads(mask.bool(), label_set.upos_ids([upos for upos, _ in sentences]))
     generator = torch.Generator().manual_seed(seed)
     scores = torch.randn(len(sentences), mask.size(1), len(labels), generator=generator, dtype=torch.float64)
     return label_set, sentences, mask.bool(), label_heads, scores
@@ -147,7 +146,7 @@ def random_label_problem(seed, encoding, lengths=(1, 2, 5, 7, 9)):
 
 def decode(label_set, scores, mask, sentences=None):
     upos_ids = label_set.upos_ids([upos for upos, _ in sentences]) if label_set.encoding == "rel_pos" else None
-    return decode_tree(scores, label_set.description_heads(mask, upos_ids), label_set.label_descriptions, mask)
+    return decode_tree(scores, label_set, mask, upos_ids)
 
 
 def assert_single_root_trees(heads, mask):
