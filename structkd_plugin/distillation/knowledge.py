@@ -246,27 +246,52 @@ class ParserScores:
         return maximum_spanning_arborescence(log_marginals, self.mask, single_root=True)[:, 1:]
 
 
+def _label_entries(
+    by_head: torch.Tensor, relation_by_head: torch.Tensor, label_heads: torch.Tensor, label_relations: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Reads a parser's per-arc and per-(arc, relation) quantities at each label of a labeler.
+
+    `by_head [B, n+1, n+1]` and `relation_by_head [B, n+1, n+1, R]` are indexed `[b, h, d]` as
+    in `structures/`; `label_heads [B, n, L]` is the head each label points to from each word (-1:
+    nowhere; see `DependencyLabelSet.label_heads`) and `label_relations [L]` each label's relation as
+    an index of the parser's relations (-1: the parser has no such relation). Returns the arc part
+    and the relation part `[B, n, L]`, and where a label stands for no (head, relation) pair of the
+    parser `[B, n, L]`.
+    """
+    heads = label_heads.clamp_min(0)
+    relations = relation_by_head.transpose(1, 2)[:, 1:]  # [B, n, n+1, R]: word i+1's rows of heads
+    count = relations.size(-1)
+    relation = relations.flatten(2).gather(2, heads * count + label_relations.clamp_min(0))
+    arc = by_head.transpose(1, 2)[:, 1:].gather(2, heads)
+    return arc, relation, (label_heads < 0) | (label_relations < 0)
+
+
 def label_probs(
     head_probs: torch.Tensor, relation_probs: torch.Tensor, label_heads: torch.Tensor, label_relations: torch.Tensor
 ) -> torch.Tensor:
     """P(label l of word i) = P(head of i = h_l) p(r_l | h_l -> i), in a labeler's label space `[B, n, L]`.
 
-    `head_probs [B, n+1, n+1]` and `relation_probs [B, n+1, n+1, R]` are a parser's; `label_heads
-    [B, n, L]` the head each label points to from each word (-1: nowhere; see
-    `DependencyLabelSet.label_heads`) and `label_relations [L]` each label's relation as an index
-    of the parser's relations (-1: the parser has no such relation). A (head, relation) pair that
-    no label of the student represents has no place in its label space: each word's distribution
-    is renormalized over the labels it has.
+    `head_probs [B, n+1, n+1]` and `relation_probs [B, n+1, n+1, R]` are a parser's, the labels'
+    heads and relations as in `_label_entries`. A (head, relation) pair that no label of the
+    student represents has no place in its label space: each word's distribution is renormalized
+    over the labels it has.
     """
-    by_dependent = head_probs.transpose(1, 2)[:, 1:]  # [B, n, n+1]: P(head of word i+1 = h)
-    heads = label_heads.clamp_min(0)
-    relations = relation_probs.transpose(1, 2)[:, 1:]  # [B, n, n+1, R]
-    count = relations.size(-1)
-    relation = relations.flatten(2).gather(2, heads * count + label_relations.clamp_min(0))
-    probs = by_dependent.gather(2, heads) * relation
-    probs = probs.masked_fill((label_heads < 0) | (label_relations < 0), 0.0)
+    arc, relation, nowhere = _label_entries(head_probs, relation_probs, label_heads, label_relations)
+    probs = (arc * relation).masked_fill(nowhere, 0.0)
     total = probs.sum(-1, keepdim=True)
     return torch.where(total > 0, probs / total.clamp_min(torch.finfo(probs.dtype).tiny), probs)
+
+
+def label_scores(teacher: ParserScores, label_heads: torch.Tensor, label_relations: torch.Tensor) -> torch.Tensor:
+    """A parser's first-order local potential of each label of a labeler `[B, n, L]`: the arc score
+    s(h_l -> i) plus log p(r_l | h_l -> i); -inf where the label stands for no arc of the parser.
+
+    Each word's softmax over these potentials is its first-order label distribution (the `token`
+    target); Lin et al.'s score matching asks a labeler's emissions to equal them.
+    """
+    relation_log_probs = teacher.relation_scores.log_softmax(-1)
+    arc, relation, nowhere = _label_entries(teacher.arc_scores, relation_log_probs, label_heads, label_relations)
+    return (arc + relation).masked_fill(nowhere, float("-inf"))
 
 
 @torch.no_grad()
@@ -286,13 +311,12 @@ def parser_knowledge(
     a tree CRF's adjacent words are dependent, so asking a tree-CRF teacher for them is an error.
     `token_probs` come from the first-order local softmax over heads (the parser's "emissions").
     The K best label sequences are exact for a factorized teacher; for a tree CRF only its best
-    tree (k = 1) is known.
+    tree (k = 1) is known. Its `scores` are the labels' first-order potentials (`label_scores`),
+    with no transitions.
     """
     unknown = set(needs) - set(KNOWLEDGE)
     if unknown:
         raise ValueError(f"unknown teacher knowledge {sorted(unknown)}; known: {list(KNOWLEDGE)}")
-    if "scores" in needs:
-        raise ValueError("objectives that match raw scores need a teacher with the student's labels, not a parser")
     if "pairwise" in needs and not teacher.is_factorized:
         raise ValueError(
             f"a {teacher.tree} tree-CRF teacher has no tractable marginals of adjacent words' labels, which "
@@ -309,6 +333,8 @@ def parser_knowledge(
     if "token_probs" in needs:
         t = temperature.value
         knowledge.token_probs = label_probs(teacher.local_head_probs(t), teacher.relation_probs(t), label_heads, label_relations)
+    if "scores" in needs:
+        knowledge.scores = TaggerScores(emissions=label_scores(teacher, label_heads, label_relations), mask=words)
     if "kbest" in needs:
         if teacher.is_factorized:
             tags, scores = as_tagger.distribution().kbest(k)

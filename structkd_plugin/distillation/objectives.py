@@ -370,7 +370,10 @@ class LocalSubstructure(KDObjective):
         forbids (-inf) are left out.
 
     Between parsers the local potentials are each word's arc scores from its possible heads
-    (`transitions` does not apply).
+    (`transitions` does not apply). From a parser into a sequence-labeling parser they are the
+    labeler's emissions against the parser's score of each label's arc plus the log-probability of
+    its relation (`knowledge.label_scores`; the parser has no transitions, so with `transitions` a
+    CRF labeler's transitions are matched to zero).
     """
 
     def __init__(self, transitions: bool = True, distance: str = "mse") -> None:

@@ -194,6 +194,75 @@ def test_kbest_of_a_tree_crf_teacher_is_its_best_tree_written_in_labels():
         knowledge(teacher, {"kbest"}, k=2)
 
 
+def label_head(label: str, word: int, n: int) -> int | None:
+    """The head a rel_offset label of word `word` (1-based) names, or None outside the sentence."""
+    where = label.split("|")[0]
+    if where == "ROOT":
+        return 0
+    head = word + int(where)  # an offset names a word, never the root
+    return head if 1 <= head <= n else None
+
+
+@pytest.mark.parametrize("tree", ["nonprojective", "local"])
+def test_a_parsers_label_potentials_are_its_arc_score_plus_relation_log_prob(tree):
+    teacher = random_teacher(tree, seed=18)
+    # A relation the teacher lacks: its labels have no potential.
+    labels = LABELS + ["-1|iobj"]
+    label_set = DependencyLabelSet(labels, "rel_offset")
+    label_heads = label_set.label_heads(label_space()[2], None)
+    label_relations = torch.tensor([RELATIONS.index(r) if r in RELATIONS else -1 for r in label_set.relations])
+    scores = parser_knowledge(teacher, {"scores"}, Temperature(), label_heads, label_relations).scores
+    relation_log_probs = teacher.relation_scores.log_softmax(-1)
+    assert not scores.is_crf
+    for b, n in enumerate(LENGTHS):
+        for word in range(1, n + 1):
+            for l, label in enumerate(label_set.labels):
+                head, relation = label_head(label, word, n), label.split("|")[1]
+                got = scores.emissions[b, word - 1, l]
+                if head is None or relation not in RELATIONS:
+                    assert got == float("-inf"), (b, word, label)
+                else:
+                    expected = teacher.arc_scores[b, head, word] + relation_log_probs[b, head, word, RELATIONS.index(relation)]
+                    assert torch.allclose(got, expected, atol=1e-12), (b, word, label)
+
+
+@pytest.mark.parametrize("transitions", [False, True])
+def test_local_substructure_into_a_labeler_matches_emissions_to_label_potentials(transitions):
+    teacher, student = random_teacher("nonprojective", seed=19), random_student(False, seed=20)
+    obj = objective("local_substructure", transitions=transitions)
+    loss = obj.loss(knowledge(teacher, obj.needs(student)), student, Temperature())
+    relation_log_probs = teacher.relation_scores.log_softmax(-1)
+    for b, n in enumerate(LENGTHS):
+        expected = 0.0
+        for word in range(1, n + 1):
+            squares = []
+            for l, label in enumerate(LABELS):
+                head = label_head(label, word, n)
+                if head is not None:
+                    potential = teacher.arc_scores[b, head, word] + relation_log_probs[b, head, word, RELATIONS.index(label.split("|")[1])]
+                    squares.append((student.emissions[b, word - 1, l] - potential) ** 2)
+            # A softmax student has zero transitions: with them each square counts once per previous
+            # label, which leaves the mean unchanged.
+            expected = expected + torch.stack(squares).mean()
+        assert torch.allclose(loss[b], expected, atol=1e-9)
+
+
+def test_local_substructure_kl_into_a_labeler_compares_softmaxes_over_the_teachers_labels():
+    teacher, student = random_teacher("projective", seed=21), random_student(False, seed=22)
+    obj = objective("local_substructure", transitions=False, distance="kl")
+    loss = obj.loss(knowledge(teacher, obj.needs(student)), student, Temperature())
+    label_heads, label_relations, mask = label_space()
+    potentials = parser_knowledge(teacher, {"scores"}, Temperature(), label_heads, label_relations).scores.emissions
+    # Unlike `token`, the student's softmax covers only the labels the teacher can write.
+    for b, n in enumerate(LENGTHS):
+        expected = 0.0
+        for i in range(n):
+            labels = torch.isfinite(potentials[b, i])
+            target = potentials[b, i, labels].softmax(0)
+            expected = expected + (target * (target.log() - student.emissions[b, i, labels].log_softmax(0))).sum()
+        assert torch.allclose(loss[b], expected, atol=1e-9)
+
+
 def test_scenario_names_of_the_parsing_cases():
     objective("biaffine_to_sequence_labeler").check_pair("biaffine parser", "softmax sequence labeler")
     objective("second_order_to_sequence_labeler").check_pair("second-order parser", "crf sequence labeler")

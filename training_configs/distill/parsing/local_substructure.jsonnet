@@ -1,5 +1,3 @@
-// Lin et al.'s score matching on arc scores: parser students only (STUDENT=biaffine); a sequence
-// labeler has no arc scores of its own to match.
-local student = std.extVar("STUDENT");
-assert student == "biaffine" : "local_substructure matches a parser's arc scores: it needs STUDENT=biaffine, not " + student;
-(import "base.libsonnet")({ type: "local_substructure" }, student)
+// Lin et al.'s score matching: a parser student's arc scores against the teacher's; a sequence
+// labeler's emissions against the teacher's arc score plus relation log-probability of each label.
+(import "base.libsonnet")({ type: "local_substructure" })
