@@ -116,6 +116,10 @@ class DistillationModel(Model):
         Where cache files live; defaults to `$STRUCTKD_CACHE` or `~/.cache/structkd/teachers`.
     pairwise_top_k : `int`, optional
         Keep only the k largest pairwise marginals per token in the cache (bounds memory).
+    relation_top_k_heads : `int`, optional
+        For a parser student: keep each word's teacher relation distributions in the cache for its
+        k most probable heads only (bounds memory: all of them take (longest sentence + 1) x R
+        numbers per word). The other heads' relation terms are left out of the loss.
     teacher_cache_dtype : `str`
         How the cache stores marginals: "float16" (half the memory) or "float32" (exactly what
         the online teacher computes).
@@ -137,6 +141,7 @@ class DistillationModel(Model):
         teacher_cache: bool = False,
         teacher_cache_dir: str | None = None,
         pairwise_top_k: int | None = None,
+        relation_top_k_heads: int | None = None,
         teacher_cache_dtype: str = "float16",
     ) -> None:
         super().__init__(vocab)
@@ -185,6 +190,9 @@ class DistillationModel(Model):
         default_dir = Path(os.environ.get("STRUCTKD_CACHE", Path.home() / ".cache" / "structkd")) / "teachers"
         self.cache_dir = Path(teacher_cache_dir) if teacher_cache_dir else default_dir
         self.pairwise_top_k = pairwise_top_k
+        if relation_top_k_heads is not None and relation_top_k_heads < 1:
+            raise ValueError(f"relation_top_k_heads must be at least 1, not {relation_top_k_heads}")
+        self.relation_top_k_heads = relation_top_k_heads
         if teacher_cache_dtype not in ("float16", "float32"):
             raise ValueError(f"teacher_cache_dtype must be 'float16' or 'float32', not {teacher_cache_dtype!r}")
         self.cache_dtype = getattr(torch, teacher_cache_dtype)
@@ -297,6 +305,7 @@ class DistillationModel(Model):
             "k": getattr(self.objective, "k", 1),
             "student_labels": list(self.student.relations if self.student_is_parser else self.student.labels),
             "pairwise_top_k": self.pairwise_top_k,
+            "relation_top_k_heads": self.relation_top_k_heads,
             "dtype": str(self.cache_dtype),
             "teacher_key": self.teacher_key if len(self.teachers) > 1 else None,
         }
@@ -317,6 +326,7 @@ class DistillationModel(Model):
                     (self._teacher_knowledge(batch) for batch in batches),
                     storage_dtype=self.cache_dtype,
                     pairwise_top_k=self.pairwise_top_k,
+                    relation_top_k_heads=self.relation_top_k_heads,
                 )
             else:
                 logger.info("reusing the teacher cache %s for %s", path, split)

@@ -12,13 +12,16 @@ Pairwise marginals are L^2 numbers per token; `pairwise_top_k` keeps only the k 
 token (renormalized to sum to one) to bound memory.
 
 For a parser student each word stores a row over its possible heads (arc marginals, arc scores:
-n+1 numbers; relation distributions: (n+1) R numbers), padded to the longest sentence of the
-dataset: a treebank's relation distributions take (longest + 1) R numbers per word, so large
-treebanks are better distilled with an online teacher or an objective that needs no relations.
+n+1 numbers), padded to the longest sentence of the dataset. Its relation distributions would take
+(longest + 1) R numbers per word (3 GB for English-EWT), so `relation_top_k_heads` keeps them for
+each word's k most probable heads only (by the teacher's arc marginals, or its local head softmax
+for `token`); the others read back as zero, which leaves their relation terms, weighted by the
+small probability of those arcs, out of the loss.
 """
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -31,11 +34,13 @@ from structkd_plugin.distillation.knowledge import TaggerScores, TeacherKnowledg
 # Per-token tensors stored concatenated along tokens; kbest_log_probs is per sentence.
 _PER_TOKEN = (
     "unary", "pairwise", "token_probs", "kbest_tags", "emissions",
-    "arcs", "local_arcs", "relations", "arc_scores", "kbest_relations",
+    "arcs", "local_arcs", "relations", "arc_scores", "kbest_relations", "relation_heads", "relation_values",
 )  # fmt: skip
 # Per-token rows over the sentence's heads (0..n), whose width varies with the sentence.
 HEAD_INDEXED = ("arcs", "local_arcs", "relations", "arc_scores")
 _KBEST = ("kbest_tags", "kbest_relations")
+
+logger = logging.getLogger(__name__)
 
 
 def instance_key(instance: dict) -> str:
@@ -89,6 +94,7 @@ class TeacherCache:
         knowledge_batches,
         storage_dtype: torch.dtype = torch.float16,
         pairwise_top_k: int | None = None,
+        relation_top_k_heads: int | None = None,
     ) -> "TeacherCache":
         """Concatenates `knowledge_batches` (an iterable of TeacherKnowledge, in the order of
         `keys`), stores them atomically at `path`, and returns the cache."""
@@ -98,7 +104,11 @@ class TeacherCache:
         for knowledge in knowledge_batches:
             mask = knowledge.mask
             lengths.append(mask.sum(-1))
-            for name, tensor in _flatten(knowledge).items():
+            tensors = _flatten(knowledge)
+            if relation_top_k_heads is not None and "relations" in tensors:
+                tensors.update(_top_heads_relations(knowledge, relation_top_k_heads))
+                del tensors["relations"]
+            for name, tensor in tensors.items():
                 if name in _PER_TOKEN:
                     parts.setdefault(name, []).append(_per_token(name, tensor, mask))
                 elif name == "kbest_log_probs":
@@ -123,7 +133,13 @@ class TeacherCache:
             if tensor.is_floating_point() and name != "kbest_log_probs":
                 tensors[name] = tensor.to(storage_dtype)
         tensors = {name: tensor.contiguous() for name, tensor in tensors.items()}
-        info = {"pairwise_top_k": pairwise_top_k, "sentences": len(keys)}
+        info = {"pairwise_top_k": pairwise_top_k, "relation_top_k_heads": relation_top_k_heads, "sentences": len(keys)}
+        if "relation_values" in tensors:
+            info["relation_arc_mass_kept"] = _arc_mass_kept(tensors)
+            logger.info(
+                "relation distributions kept for each word's %d likeliest heads: %.4f%% of the teacher's arc mass",
+                relation_top_k_heads, 100 * info["relation_arc_mass_kept"],
+            )  # fmt: skip
         _save_atomically(path, tensors, keys, info)
         return cls(tensors, keys, info)
 
@@ -175,6 +191,11 @@ class TeacherCache:
         for name in HEAD_INDEXED:
             if name in self.tensors:
                 setattr(knowledge, name, tokens(name)[:, :, : mask.size(1) + 1])
+        if "relation_values" in self.tensors:
+            values = tokens("relation_values")
+            heads = tokens("relation_heads")[..., None].expand_as(values)
+            # Padding entries point at head 0 with zero values: adding them changes nothing.
+            knowledge.relations = values.new_zeros(*mask.shape, mask.size(1) + 1, values.size(-1)).scatter_add_(2, heads, values)
         if "emissions" in self.tensors:
             knowledge.scores = TaggerScores(
                 emissions=tokens("emissions"),
@@ -205,6 +226,30 @@ def _flatten(knowledge: TeacherKnowledge) -> dict[str, torch.Tensor]:
             if getattr(scores, name) is not None:
                 tensors[name] = getattr(scores, name)
     return tensors
+
+
+def _top_heads_relations(knowledge: TeacherKnowledge, k: int) -> dict[str, torch.Tensor]:
+    """Each word's relation distributions `[B, n, n+1, R]` for its k most probable heads only:
+    `relation_heads [B, n, k]` and `relation_values [B, n, k, R]` (head 0 with zero values where
+    a sentence has fewer than k heads of nonzero probability)."""
+    weights = knowledge.arcs if knowledge.arcs is not None else knowledge.local_arcs
+    if weights is None:
+        raise ValueError("pruning relation distributions to the likeliest heads needs the teacher's arc marginals or local head softmax")
+    relations = knowledge.relations
+    kept = min(k, relations.size(2))
+    top = weights.topk(kept, dim=-1)
+    # Heads of no weight (past a short sentence's end in a padded batch) become padding entries.
+    heads = top.indices * (top.values > 0)
+    values = relations.gather(2, heads[..., None].expand(-1, -1, -1, relations.size(-1))) * (top.values > 0)[..., None]
+    return {"relation_heads": pad_dim(heads, 2, k), "relation_values": pad_dim(values, 2, k)}
+
+
+def _arc_mass_kept(tensors: dict[str, torch.Tensor]) -> float:
+    """The share of the teacher's arc probability on the heads whose relations the cache keeps."""
+    weights = tensors["arcs"] if "arcs" in tensors else tensors["local_arcs"]
+    real = tensors["relation_values"].sum(-1) > 0  # padding entries are all zero
+    kept = (weights.gather(1, tensors["relation_heads"]) * real).sum()
+    return float(kept / weights.sum())
 
 
 def _per_token(name: str, tensor: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

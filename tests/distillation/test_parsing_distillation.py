@@ -155,10 +155,14 @@ def test_a_parser_distills_into_a_parser_archive(teachers, tmp_path, teacher, ob
 
 
 @pytest.mark.parametrize("objective", [{"type": "structural"}, {"type": "token"}, {"type": "top_k", "k": 1}, {"type": "local_substructure"}])
-def test_cached_and_online_teachers_of_a_parser_student_give_the_same_loss(teachers, tmp_path, objective):
+@pytest.mark.parametrize("relation_top_k_heads", [None, 100])  # 100: more heads than any fixture sentence has
+def test_cached_and_online_teachers_of_a_parser_student_give_the_same_loss(teachers, tmp_path, objective, relation_top_k_heads):
     online, instances = build(parser_distillation_config(teachers["second_order"], dict(objective), tmp_path))
     cached, _ = build(
-        parser_distillation_config(teachers["second_order"], dict(objective), tmp_path, teacher_cache=True, teacher_cache_dtype="float32")
+        parser_distillation_config(
+            teachers["second_order"], dict(objective), tmp_path,
+            teacher_cache=True, teacher_cache_dtype="float32", relation_top_k_heads=relation_top_k_heads,
+        )  # fmt: skip
     )
     cached.student.load_state_dict(online.student.state_dict())
     cached.prepare_for_training({"train": instances})
