@@ -187,6 +187,10 @@ def _train(params: Params, serialization_dir: Path, recover: bool) -> Model:
         if rank == 0:
             write_json(serialization_dir / "metrics.json", metrics)
     logger.info("Final metrics: %s", json.dumps(metrics))
+    if dist.is_initialized():
+        # The ranks tear the process group down together: a rank that left while rank 0 was still
+        # writing the archive was once seen to abort rank 0's gloo teardown at exit.
+        dist.barrier()
     return model
 
 
