@@ -385,9 +385,9 @@ class LocalSubstructure(KDObjective):
     def needs(self, student):
         return {"arc_scores"} if student.is_parser else {"scores"}
 
-    def _potentials(self, scores: TaggerScores) -> torch.Tensor:
+    def _potentials(self, scores: TaggerScores, transitions: bool) -> torch.Tensor:
         """`[B, n, K]`: each position's local potentials, flattened."""
-        if not self.transitions:
+        if not transitions:
             return scores.emissions
         labels = scores.emissions.size(-1)
         transitions = scores.transitions if scores.is_crf else scores.emissions.new_zeros(labels, labels)
@@ -401,8 +401,12 @@ class LocalSubstructure(KDObjective):
             teacher_potentials = teacher.arc_scores.masked_fill(~possible, float("-inf"))
             words = _words(student)
         else:
-            teacher_potentials = self._potentials(teacher.scores)
-            student_potentials = self._potentials(student)
+            # When neither side has transitions, the pairs (a, b) only repeat each emission e(b) once
+            # per previous label a, which changes neither distance: they are not built ([B, n, L, L]
+            # is 16 GB for a 1,415-label dependency labeler).
+            transitions = self.transitions and (teacher.scores.is_crf or student.is_crf)
+            teacher_potentials = self._potentials(teacher.scores, transitions)
+            student_potentials = self._potentials(student, transitions)
             words = student.mask
         finite = torch.isfinite(teacher_potentials) & torch.isfinite(student_potentials)
         if self.distance == "mse":

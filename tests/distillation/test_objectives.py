@@ -229,6 +229,27 @@ def test_local_substructure_kl_variant_and_softmax_teacher():
         assert torch.allclose(loss[b], expected, atol=1e-9)
 
 
+@pytest.mark.parametrize("distance", ["mse", "kl"])
+def test_local_substructure_between_softmax_taggers_is_the_same_with_or_without_transitions(distance):
+    teacher, student = random_scores(False, 19), random_scores(False, 20)
+    tau = Temperature()
+    losses = []
+    for transitions in (True, False):
+        obj = objective("local_substructure", transitions=transitions, distance=distance)
+        losses.append(obj.loss(knowledge_for(obj, teacher, student, tau), student, tau))
+    for b in range(len(LENGTHS)):
+        expected = 0
+        for i in range(LENGTHS[b]):
+            # The pairs (a, b) of two softmax taggers: e_i(b) repeated for every previous label a.
+            t = teacher.emissions[b, i][None, :].expand(LABELS, LABELS).flatten()
+            s = student.emissions[b, i][None, :].expand(LABELS, LABELS).flatten()
+            if distance == "mse":
+                expected = expected + ((t - s) ** 2).mean()
+            else:
+                expected = expected + (t.softmax(0) * (t.log_softmax(0) - s.log_softmax(0))).sum()
+        assert torch.allclose(losses[0][b], expected, atol=1e-9) and torch.allclose(losses[1][b], expected, atol=1e-9)
+
+
 def gold_tags(seed: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     return torch.randint(0, LABELS, (len(LENGTHS), max(LENGTHS)), generator=generator)
