@@ -246,9 +246,10 @@ def _top_heads_relations(knowledge: TeacherKnowledge, k: int) -> dict[str, torch
 
 def _arc_mass_kept(tensors: dict[str, torch.Tensor]) -> float:
     """The share of the teacher's arc probability on the heads whose relations the cache keeps."""
-    weights = tensors["arcs"] if "arcs" in tensors else tensors["local_arcs"]
+    # In float64: a treebank's sum overflows the float16 the cache stores.
+    weights = (tensors["arcs"] if "arcs" in tensors else tensors["local_arcs"]).double()
     real = tensors["relation_values"].sum(-1) > 0  # padding entries are all zero
-    kept = (weights.gather(1, tensors["relation_heads"]) * real).sum()
+    kept = (weights.gather(1, tensors["relation_heads"].long()) * real).sum()
     return float(kept / weights.sum())
 
 

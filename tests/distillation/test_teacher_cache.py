@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from structkd_plugin.distillation.knowledge import TeacherKnowledge
-from structkd_plugin.distillation.teacher_cache import TeacherCache
+from structkd_plugin.distillation.teacher_cache import TeacherCache, _arc_mass_kept
 
 LENGTHS = [4, 1, 3]
 RELATIONS = 3
@@ -56,6 +56,16 @@ def test_relations_are_kept_for_each_words_k_likeliest_heads(tmp_path, k):
         float(knowledge.arcs[b, word].topk(min(k, LENGTHS[b] + 1)).values.sum()) for b in range(len(LENGTHS)) for word in range(LENGTHS[b])
     )
     assert cache.info["relation_arc_mass_kept"] == pytest.approx(kept / sum(LENGTHS), rel=1e-6)
+
+
+def test_the_kept_arc_mass_is_summed_beyond_float16s_range():
+    words = 70_000  # their arc mass, one each, is more than float16 can hold
+    tensors = {
+        "arcs": torch.tensor([[0.75, 0.25]], dtype=torch.float16).expand(words, 2),
+        "relation_heads": torch.zeros(words, 1, dtype=torch.int32),
+        "relation_values": torch.ones(words, 1, RELATIONS, dtype=torch.float16),
+    }
+    assert _arc_mass_kept(tensors) == pytest.approx(0.75)
 
 
 def test_all_heads_kept_read_back_as_the_dense_rows(tmp_path):
