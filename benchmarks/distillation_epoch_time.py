@@ -5,13 +5,16 @@ The question (issue: "cache the teacher"): does structural KD with a cached teac
 every step (online), and Lin et al.'s local_substructure (no dynamic program), online and cached.
 
 Every variant trains the same student (training_configs/distill/base.libsonnet's CRF or softmax
-student) on the same sentences for the same number of epochs, without validation, so an epoch's
-duration is training alone; the one-time cost of filling the teacher cache is reported apart.
+student; with `--task parsing`, training_configs/distill/parsing/base.libsonnet's labeler or small
+biaffine parser) on the same sentences for the same number of epochs, without validation, so an
+epoch's duration is training alone; the one-time cost of filling the teacher cache is reported apart.
 Variants run one after another, in rounds (every variant once per round), so slow phases of the
 shared machine hit them alike; we report the median epoch over all rounds.
 
     python benchmarks/distillation_epoch_time.py --data-dir ../shared/data \
         --teacher runs/bosque/teacher/model.tar.gz --max-instances 2000 --epochs 2 --rounds 2
+    python benchmarks/distillation_epoch_time.py --task parsing --corpus UD_English-EWT/en_ewt-ud-train.conllu \
+        --teacher runs/ewt/minilm/model.tar.gz --student biaffine --max-instances 2000 --epochs 1 --rounds 2
 """
 
 import argparse
@@ -30,6 +33,8 @@ from structkd_plugin.config import import_plugins, load_config
 from structkd_plugin.training.train import train_model
 
 ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = {"ner": "training_configs/distill", "parsing": "training_configs/distill/parsing"}
+STUDENTS = {"ner": ["crf", "softmax"], "parsing": ["labeler", "biaffine"]}
 
 VARIANTS = [
     # (name, config, model overrides)
@@ -50,7 +55,7 @@ def run_variant(objective: str, model_overrides: dict | None, args, directory: P
         "trainer": {"num_epochs": args.epochs, "validation_metric": "-loss", "patience": None},
         "model": {"teacher_cache_dir": str(cache_dir), **(model_overrides or {})},
     }
-    config = load_config(ROOT / f"training_configs/distill/{objective}.jsonnet", json.dumps(overrides))
+    config = load_config(ROOT / CONFIGS[args.task] / f"{objective}.jsonnet", json.dumps(overrides))
     if model_overrides is None:  # the student alone, as the distillation config describes it
         config["model"] = config["model"]["student"].as_dict()
     started = time.perf_counter()
@@ -64,16 +69,20 @@ def run_variant(objective: str, model_overrides: dict | None, args, directory: P
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="ner", choices=list(CONFIGS))
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--corpus", default="UNER_Portuguese-Bosque/pt_bosque-ud-train.iob2")
     parser.add_argument("--teacher", required=True, help="a teacher model.tar.gz")
-    parser.add_argument("--student", default="crf", choices=["crf", "softmax"])
+    parser.add_argument("--student", help="crf (default) or softmax for ner; labeler (default) or biaffine for parsing")
     parser.add_argument("--max-instances", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--output", help="also write the markdown table to this file")
     args = parser.parse_args()
+    args.student = args.student or STUDENTS[args.task][0]
+    if args.student not in STUDENTS[args.task]:
+        parser.error(f"--student for {args.task} is one of {STUDENTS[args.task]}, not {args.student!r}")
     torch.set_num_threads(args.threads)
     train_path = str(Path(args.data_dir) / args.corpus)
     os.environ.update(TRAIN_PATH=train_path, DEV_PATH=train_path, TEST_PATH=train_path, TEACHER=args.teacher, STUDENT=args.student)
