@@ -385,9 +385,10 @@ class LocalSubstructure(KDObjective):
     def needs(self, student):
         return {"arc_scores"} if student.is_parser else {"scores"}
 
-    def _potentials(self, scores: TaggerScores, transitions: bool) -> torch.Tensor:
+    @staticmethod
+    def _potentials(scores: TaggerScores, with_transitions: bool) -> torch.Tensor:
         """`[B, n, K]`: each position's local potentials, flattened."""
-        if not transitions:
+        if not with_transitions:
             return scores.emissions
         labels = scores.emissions.size(-1)
         transitions = scores.transitions if scores.is_crf else scores.emissions.new_zeros(labels, labels)
@@ -404,9 +405,9 @@ class LocalSubstructure(KDObjective):
             # When neither side has transitions, the pairs (a, b) only repeat each emission e(b) once
             # per previous label a, which changes neither distance: they are not built ([B, n, L, L]
             # is 16 GB for a 1,415-label dependency labeler).
-            transitions = self.transitions and (teacher.scores.is_crf or student.is_crf)
-            teacher_potentials = self._potentials(teacher.scores, transitions)
-            student_potentials = self._potentials(student, transitions)
+            with_transitions = self.transitions and (teacher.scores.is_crf or student.is_crf)
+            teacher_potentials = self._potentials(teacher.scores, with_transitions)
+            student_potentials = self._potentials(student, with_transitions)
             words = student.mask
         finite = torch.isfinite(teacher_potentials) & torch.isfinite(student_potentials)
         if self.distance == "mse":
