@@ -9,5 +9,6 @@ package.
 from structkd_plugin.training.metrics import SpanF1, TokenAccuracy
 from structkd_plugin.training.checkpoint import Checkpointer
 from structkd_plugin.training.trainer import InstanceLoader, Trainer, evaluate
+from structkd_plugin.training import learning_rate_schedulers  # noqa: F401  (registers the schedulers)
 
 __all__ = ["Checkpointer", "InstanceLoader", "SpanF1", "TokenAccuracy", "Trainer", "evaluate"]

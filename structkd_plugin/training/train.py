@@ -31,6 +31,7 @@ from tango.common.exceptions import ConfigurationError
 from structkd_plugin.archival import archive_model
 from structkd_plugin.config import building, check_keys, explained_configuration_errors, import_structkd_registrations
 from structkd_plugin.data import INPUT_LABEL_KEYS, DataError, DatasetReader, Instance, Vocabulary, without_labels
+from structkd_plugin.data.sentence_store import SentenceStore
 from structkd_plugin.models.model import Model
 from structkd_plugin.training.checkpoint import Checkpointer, save_weights, write_json
 from structkd_plugin.training.trainer import InstanceLoader, InterleavedLoader, Trainer, evaluate
@@ -222,9 +223,12 @@ def _read_datasets(
         if path is None:
             continue
         logger.info("Reading the %s data from %s", name, path)
-        datasets[name] = list(dataset_reader.read(path))
         if name == "unlabeled":
-            datasets[name] = [without_labels(instance, keep=INPUT_LABEL_KEYS) for instance in datasets[name]]
+            # Unlabeled text can be hundreds of thousands of sentences: kept compactly.
+            instances = dataset_reader.read(path)
+            datasets[name] = SentenceStore(without_labels(instance, keep=INPUT_LABEL_KEYS) for instance in instances)
+        else:
+            datasets[name] = list(dataset_reader.read(path))
         if not datasets[name]:
             raise DataError(path, None, f"the {name} data has no sentence")
     return datasets

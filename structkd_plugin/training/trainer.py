@@ -6,6 +6,7 @@
         "optimizer": {"type": "adam", "lr": 0.001},       // any tango optimizer ("torch::Adam", ...)
         "learning_rate_scheduler": {"type": "torch::StepLR", "step_size": 2},   // optional
         "num_epochs": 10,
+        "num_steps": 20000,                                // optional budget in updates
         "patience": 3,                                     // optional early stopping
         "validation_metric": "+f1-measure-overall",        // "+" = higher is better
         "grad_norm": 5.0,                                  // optional
@@ -21,7 +22,12 @@ After every epoch the trainer writes into the serialization directory: `metrics_
 (N counts from 0), a checkpoint (see `checkpoint.py`) and, when the validation metric improved,
 `best.safetensors`. At the end the model holds the best epoch's weights and `metrics.json`
 summarizes the run with AllenNLP's keys. Without validation data every epoch counts as the best
-(the last one wins) and there is no early stopping.
+(the last one wins) and there is no early stopping. A scheduler with `step_every_batch` (e.g.
+`linear_with_warmup`) steps after every update instead and is told the run's budget.
+
+The budget is `num_epochs`, or `num_steps` updates if that comes first (the epoch in progress then
+ends early and is validated): with much unlabeled text an epoch can be long, and a budget in
+updates compares runs on different data at equal compute.
 
 In a `torchrun` launch (an initialized `torch.distributed` process group) the model is wrapped in
 `DistributedDataParallel`, each rank gets its share of the batches from its `InstanceLoader`, losses
@@ -36,6 +42,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -49,6 +56,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from structkd_plugin.data import TokenBudgetBatchSampler, move_to_device
+from structkd_plugin.data.sentence_store import SentenceStore, instance_lengths
 from structkd_plugin.models.model import Instance, Model
 from structkd_plugin.training.checkpoint import Checkpointer, load_weights, save_weights, write_json
 
@@ -83,10 +91,10 @@ class InstanceLoader:
         num_replicas: int = 1,
         rank: int = 0,
     ) -> None:
-        self.instances = list(instances)
+        self.instances = instances if isinstance(instances, SentenceStore) else list(instances)
         self.tensorize = tensorize
         self.sampler = TokenBudgetBatchSampler(
-            [len(instance["words"]) for instance in self.instances],
+            instance_lengths(self.instances),
             max_tokens=max_tokens,
             batch_size=batch_size,
             shuffle=shuffle,
@@ -103,7 +111,11 @@ class InstanceLoader:
         return len(self.sampler)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        for indices in self.sampler:
+        return self.batches_from(0)
+
+    def batches_from(self, first: int) -> Iterator[dict[str, Any]]:
+        """The current epoch's batches from the `first`-th on (the skipped ones are not built)."""
+        for indices in islice(self.sampler, first, None):
             yield self.tensorize([self.instances[index] for index in indices])
 
 
@@ -118,8 +130,10 @@ class InterleavedLoader:
     gold, unlabeled : `InstanceLoader`
         The two datasets' loaders.
     unlabeled_ratio : `float`, optional
-        Unlabeled batches per gold batch in an epoch (each epoch takes a different, shuffled
-        selection). By default every unlabeled batch, every epoch.
+        Unlabeled batches per gold batch in an epoch. The unlabeled batches are one stream across
+        epochs: an epoch takes up where the previous one stopped, so every unlabeled sentence is
+        seen once before any is seen twice (each pass through them shuffled anew). By default
+        every unlabeled batch, every epoch.
     seed : `int`
         With the epoch, fixes the interleaving, so runs with the same seed repeat exactly.
     """
@@ -148,9 +162,19 @@ class InterleavedLoader:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         order = [True] * len(self.gold) + [False] * self._unlabeled_count()
         random.Random(self.seed + self.epoch).shuffle(order)
-        gold, unlabeled = iter(self.gold), iter(self.unlabeled)
+        gold, unlabeled = iter(self.gold), self._unlabeled_stream()
         for is_gold in order:
             yield next(gold) if is_gold else next(unlabeled)
+
+    def _unlabeled_stream(self) -> Iterator[dict[str, Any]]:
+        """The unlabeled batches from this epoch's place in the stream on, pass after pass."""
+        per_pass = len(self.unlabeled)
+        position = self.epoch * self._unlabeled_count()
+        unlabeled_pass, first = divmod(position, per_pass)
+        while True:
+            self.unlabeled.set_epoch(unlabeled_pass)
+            yield from self.unlabeled.batches_from(first)
+            unlabeled_pass, first = unlabeled_pass + 1, 0
 
 
 def training_device(cuda_device: int) -> torch.device:
@@ -208,9 +232,12 @@ class Trainer(FromParams):
     optimizer : `Lazy[Optimizer]`
         Built on the model's trainable parameters.
     learning_rate_scheduler : `Lazy[LRScheduler]`, optional
-        Built on the optimizer; steps once per epoch.
+        Built on the optimizer (and, if it takes one, `num_training_steps`); steps once per
+        epoch, or after every update if it has `step_every_batch`.
     num_epochs : `int`
-        Number of epochs (fewer with early stopping).
+        Number of epochs (fewer with early stopping or `num_steps`).
+    num_steps : `int`, optional
+        Stop after this many updates in all.
     patience : `int`, optional
         Stop after this many epochs without improvement of the validation metric (`None`: never).
     validation_metric : `str`
@@ -233,6 +260,7 @@ class Trainer(FromParams):
         validation_loader: InstanceLoader | None = None,
         learning_rate_scheduler: Lazy[LRScheduler] | None = None,
         num_epochs: int = 20,
+        num_steps: int | None = None,
         patience: int | None = None,
         validation_metric: str = "-loss",
         grad_norm: float | None = None,
@@ -246,6 +274,8 @@ class Trainer(FromParams):
             )
         if num_epochs < 0:
             raise ConfigurationError(f"num_epochs must be >= 0, not {num_epochs}")
+        if num_steps is not None and num_steps < 1:
+            raise ConfigurationError(f"num_steps must be >= 1 or null, not {num_steps}")
         if patience is not None and patience < 1:
             raise ConfigurationError(f"patience must be >= 1 or null, not {patience}")
         self.serialization_dir = Path(serialization_dir)
@@ -254,10 +284,14 @@ class Trainer(FromParams):
         self.train_loader = train_loader
         self.validation_loader = validation_loader
         self.optimizer = optimizer.construct(params=[p for p in model.parameters() if p.requires_grad])
-        self.scheduler = (
-            None if learning_rate_scheduler is None else learning_rate_scheduler.construct(optimizer=self.optimizer)
-        )
         self.num_epochs = num_epochs
+        self.num_steps = num_steps
+        self.scheduler = (
+            None
+            if learning_rate_scheduler is None
+            else learning_rate_scheduler.construct(optimizer=self.optimizer, num_training_steps=self.total_steps)
+        )
+        self.scheduler_steps_every_batch = getattr(self.scheduler, "step_every_batch", False)
         self.patience = patience
         self.metric_sign = 1.0 if validation_metric[0] == "+" else -1.0
         self.metric_name = validation_metric[1:]
@@ -280,6 +314,13 @@ class Trainer(FromParams):
         self.best_score: float | None = None
         self.epochs_without_improvement = 0
         self.training_duration = 0.0
+        self.steps = 0
+
+    @property
+    def total_steps(self) -> int:
+        """The updates the run's budget allows: `num_epochs` epochs, or `num_steps` if fewer."""
+        by_epochs = self.num_epochs * len(self.train_loader)
+        return by_epochs if self.num_steps is None else min(by_epochs, self.num_steps)
 
     @classmethod
     def from_params(  # type: ignore[override]
@@ -316,6 +357,9 @@ class Trainer(FromParams):
             if self.patience is not None and self.epochs_without_improvement >= self.patience:
                 logger.info("No improvement of %s for %d epochs: stopped early", self.metric_name, self.patience)
                 break
+            if self.steps >= self.total_steps:
+                logger.info("The budget of %d updates is spent", self.total_steps)
+                break
             started = time.monotonic()
             training_metrics = self._train_epoch(epoch)
             validation_metrics = {}
@@ -337,7 +381,7 @@ class Trainer(FromParams):
             if self.is_primary:
                 write_json(self.serialization_dir / f"metrics_epoch_{epoch}.json", {**record, **self._best_metrics()})
                 logger.info("Epoch %d: %s", epoch, json.dumps(record))
-            if self.scheduler is not None:
+            if self.scheduler is not None and not self.scheduler_steps_every_batch:
                 self._step_scheduler(validation_metrics)
             self._save_checkpoint(epoch)
         best_weights = self.serialization_dir / "best.safetensors"
@@ -379,6 +423,7 @@ class Trainer(FromParams):
         self.best_score = state["best_score"]
         self.epochs_without_improvement = state["epochs_without_improvement"]
         self.training_duration = state["training_duration"]
+        self.steps = state.get("steps", 0)
         _set_rng_states(state["rng"], self.rank)
         logger.info("Restored the checkpoint %s", checkpoint)
         return state["epoch"]
@@ -389,10 +434,12 @@ class Trainer(FromParams):
         self.train_loader.set_epoch(epoch)
         loss_sum, batch_count = 0.0, 0
         description = f"epoch {epoch}/{self.num_epochs - 1}"
-        steps_per_epoch = len(self.train_loader)
+        total_steps = self.total_steps
         with _progress_bar(self.train_loader, description) as progress:
             for batch in progress:
-                self.model.set_training_progress((epoch * steps_per_epoch + batch_count) / (self.num_epochs * steps_per_epoch))
+                if self.steps >= total_steps:
+                    break
+                self.model.set_training_progress(self.steps / total_steps)
                 output = self.forward_model(**move_to_device(batch, self.device))
                 if "loss" not in output:
                     raise ValueError(
@@ -413,6 +460,9 @@ class Trainer(FromParams):
                     if self.grad_norm is not None:
                         torch.nn.utils.clip_grad_norm_(parameters, self.grad_norm)
                     self.optimizer.step()
+                    if self.scheduler_steps_every_batch:
+                        self.scheduler.step()
+                self.steps += 1
                 loss_sum += loss_value
                 batch_count += 1
                 # Metrics are merged across ranks only at the end of the epoch (a collective
@@ -477,6 +527,7 @@ class Trainer(FromParams):
             "best_score": self.best_score,
             "epochs_without_improvement": self.epochs_without_improvement,
             "training_duration": self.training_duration,
+            "steps": self.steps,
             "rng": rng,
         }
         self.checkpointer.save(epoch, self.model.state_dict(), state)
@@ -498,14 +549,58 @@ def _registered_name(base: type[Registrable], name: str, suffix: str) -> str:
     return name
 
 
-def _progress_bar(batches: InstanceLoader, description: str) -> tqdm:
-    """A bar on rank 0's stderr; `disable=None` lets tqdm hide it when stderr is not a terminal
-    (logs, tests)."""
-    other_rank = dist.is_initialized() and dist.get_rank() != 0
-    return tqdm(batches, desc=description, total=len(batches), disable=True if other_rank else None, file=sys.stderr)
+PROGRESS_LOG_INTERVAL = 60.0
+"""Seconds between two progress lines when stderr is not a terminal (a batch job's log)."""
 
 
-def _show(progress: tqdm, metrics: dict[str, float]) -> None:
+def _progress_bar(batches: InstanceLoader, description: str) -> "tqdm | ProgressLog":
+    """Rank 0's progress on stderr: a bar on a terminal, else a line every
+    `PROGRESS_LOG_INTERVAL` seconds and one at the end, so that a batch job's log shows it."""
+    if dist.is_initialized() and dist.get_rank() != 0:
+        return tqdm(batches, disable=True)
+    if not sys.stderr.isatty():
+        return ProgressLog(batches, description, len(batches))
+    return tqdm(batches, desc=description, total=len(batches), file=sys.stderr)
+
+
+class ProgressLog:
+    """What a tqdm bar shows, as plain lines on stderr: `description: done/total (rate, ETA)`
+    and the latest metrics, every `interval` seconds and once at the end."""
+
+    def __init__(self, iterable, description: str, total: int, interval: float = PROGRESS_LOG_INTERVAL) -> None:
+        self.iterable, self.description, self.total, self.interval = iterable, description, total, interval
+        self.postfix: dict[str, str] = {}
+
+    def __enter__(self) -> "ProgressLog":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        pass
+
+    def __iter__(self):
+        started = last = time.monotonic()
+        done = 0
+        for item in self.iterable:
+            yield item
+            done += 1
+            now = time.monotonic()
+            if now - last >= self.interval:
+                self._write(done, now - started)
+                last = now
+        self._write(done, time.monotonic() - started)
+
+    def set_postfix(self, values: dict[str, str], refresh: bool = False) -> None:
+        self.postfix = values
+
+    def _write(self, done: int, elapsed: float) -> None:
+        rate = done / elapsed if elapsed > 0 else 0.0
+        eta = f", ETA {(self.total - done) / rate:.0f}s" if rate > 0 and done < self.total else ""
+        metrics = " ".join(f"{name}={value}" for name, value in self.postfix.items())
+        print(f"{self.description}: {done}/{self.total} ({rate:.2f} batches/s, {elapsed:.0f}s{eta}) {metrics}".rstrip(),
+              file=sys.stderr, flush=True)  # fmt: skip
+
+
+def _show(progress: "tqdm | ProgressLog", metrics: dict[str, float]) -> None:
     """Shows `metrics` after the bar (the bar redraws them at its next refresh)."""
     progress.set_postfix({name: f"{value:.4f}" for name, value in metrics.items()}, refresh=False)
 
