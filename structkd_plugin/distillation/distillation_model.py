@@ -10,6 +10,7 @@ from tango.common import Lazy
 
 from structkd_plugin.archival import load_archive
 from structkd_plugin.data import INPUT_LABEL_KEYS, Vocabulary, move_to_device, without_labels
+from structkd_plugin.data.sentence_store import instance_lengths
 from structkd_plugin.distillation.knowledge import (
     ParserScores,
     TaggerScores,
@@ -123,6 +124,8 @@ class DistillationModel(Model):
     teacher_cache_dtype : `str`
         How the cache stores marginals: "float16" (half the memory) or "float32" (exactly what
         the online teacher computes).
+    teacher_cache_shard_size : `int`
+        Sentences per shard of the cache: the unit of a resumed or distributed build.
     """
 
     def __init__(
@@ -143,6 +146,7 @@ class DistillationModel(Model):
         pairwise_top_k: int | None = None,
         relation_top_k_heads: int | None = None,
         teacher_cache_dtype: str = "float16",
+        teacher_cache_shard_size: int = 4096,
     ) -> None:
         super().__init__(vocab)
         if lambda_schedule not in ("constant", "teacher_annealing"):
@@ -196,6 +200,9 @@ class DistillationModel(Model):
         if teacher_cache_dtype not in ("float16", "float32"):
             raise ValueError(f"teacher_cache_dtype must be 'float16' or 'float32', not {teacher_cache_dtype!r}")
         self.cache_dtype = getattr(torch, teacher_cache_dtype)
+        if teacher_cache_shard_size < 1:
+            raise ValueError(f"teacher_cache_shard_size must be at least 1, not {teacher_cache_shard_size}")
+        self.cache_shard_size = teacher_cache_shard_size
         self.caches: list[TeacherCache] = []
         self.progress = 0.0
 
@@ -315,21 +322,22 @@ class DistillationModel(Model):
                 continue
             sources = sorted({instance.get("metadata", {}).get("source") for instance in instances} - {None})
             key = cache_key(teacher_digests, sources, {**description, "sentences": len(instances)})
-            path = self.cache_dir / f"{key}.safetensors"
-            cache = TeacherCache.load(path)
+            directory = self.cache_dir / key
+            cache = TeacherCache.load(directory)
             if cache is None:
-                logger.info("computing the teacher cache for %s (%d sentences) into %s", split, len(instances), path)
-                batches = (instances[i : i + 64] for i in range(0, len(instances), 64))
+                logger.info("computing the teacher cache for %s (%d sentences) into %s", split, len(instances), directory)
                 cache = TeacherCache.build(
-                    path,
+                    directory,
                     [instance_key(instance) for instance in instances],
-                    (self._teacher_knowledge(batch) for batch in batches),
+                    instance_lengths(instances),
+                    lambda positions, instances=instances: self._teacher_knowledge([instances[i] for i in positions]),
                     storage_dtype=self.cache_dtype,
                     pairwise_top_k=self.pairwise_top_k,
                     relation_top_k_heads=self.relation_top_k_heads,
+                    shard_size=self.cache_shard_size,
                 )
             else:
-                logger.info("reusing the teacher cache %s for %s", path, split)
+                logger.info("reusing the teacher cache %s for %s", directory, split)
             self.caches.append(cache)
 
 

@@ -58,6 +58,7 @@ from tqdm import tqdm
 from structkd_plugin.data import TokenBudgetBatchSampler, move_to_device
 from structkd_plugin.data.sentence_store import SentenceStore, instance_lengths
 from structkd_plugin.models.model import Instance, Model
+from structkd_plugin.progress import ProgressLog, progress
 from structkd_plugin.training.checkpoint import Checkpointer, load_weights, save_weights, write_json
 
 __all__ = ["InstanceLoader", "InterleavedLoader", "Trainer", "evaluate", "training_device"]
@@ -549,55 +550,8 @@ def _registered_name(base: type[Registrable], name: str, suffix: str) -> str:
     return name
 
 
-PROGRESS_LOG_INTERVAL = 60.0
-"""Seconds between two progress lines when stderr is not a terminal (a batch job's log)."""
-
-
 def _progress_bar(batches: InstanceLoader, description: str) -> "tqdm | ProgressLog":
-    """Rank 0's progress on stderr: a bar on a terminal, else a line every
-    `PROGRESS_LOG_INTERVAL` seconds and one at the end, so that a batch job's log shows it."""
-    if dist.is_initialized() and dist.get_rank() != 0:
-        return tqdm(batches, disable=True)
-    if not sys.stderr.isatty():
-        return ProgressLog(batches, description, len(batches))
-    return tqdm(batches, desc=description, total=len(batches), file=sys.stderr)
-
-
-class ProgressLog:
-    """What a tqdm bar shows, as plain lines on stderr: `description: done/total (rate, ETA)`
-    and the latest metrics, every `interval` seconds and once at the end."""
-
-    def __init__(self, iterable, description: str, total: int, interval: float = PROGRESS_LOG_INTERVAL) -> None:
-        self.iterable, self.description, self.total, self.interval = iterable, description, total, interval
-        self.postfix: dict[str, str] = {}
-
-    def __enter__(self) -> "ProgressLog":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        pass
-
-    def __iter__(self):
-        started = last = time.monotonic()
-        done = 0
-        for item in self.iterable:
-            yield item
-            done += 1
-            now = time.monotonic()
-            if now - last >= self.interval:
-                self._write(done, now - started)
-                last = now
-        self._write(done, time.monotonic() - started)
-
-    def set_postfix(self, values: dict[str, str], refresh: bool = False) -> None:
-        self.postfix = values
-
-    def _write(self, done: int, elapsed: float) -> None:
-        rate = done / elapsed if elapsed > 0 else 0.0
-        eta = f", ETA {(self.total - done) / rate:.0f}s" if rate > 0 and done < self.total else ""
-        metrics = " ".join(f"{name}={value}" for name, value in self.postfix.items())
-        print(f"{self.description}: {done}/{self.total} ({rate:.2f} batches/s, {elapsed:.0f}s{eta}) {metrics}".rstrip(),
-              file=sys.stderr, flush=True)  # fmt: skip
+    return progress(batches, description, len(batches))
 
 
 def _show(progress: "tqdm | ProgressLog", metrics: dict[str, float]) -> None:

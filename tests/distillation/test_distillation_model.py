@@ -91,7 +91,7 @@ def test_cached_and_online_teachers_give_the_same_loss(teachers, tmp_path, dtype
     cached, _ = build(distillation_config(teachers["crf"], dict(objective), tmp_path, teacher_cache=True, teacher_cache_dtype=dtype))
     cached.student.load_state_dict(online.student.state_dict())
     cached.prepare_for_training({"train": instances})
-    assert list(tmp_path.glob("*.safetensors"))
+    assert list(tmp_path.glob("*/index.json"))
     online.eval(), cached.eval()
     batch = instances[:12]
     cached_batch = cached.tensorize(batch)
@@ -108,11 +108,11 @@ def test_the_cache_is_reused_across_runs_and_pruned_pairwise_marginals_renormali
     config = distillation_config(teachers["crf"], {"type": "structural"}, tmp_path, teacher_cache=True, pairwise_top_k=4)
     first, instances = build(config)
     first.prepare_for_training({"train": instances})
-    files = sorted(tmp_path.glob("*.safetensors"))
+    files = sorted(tmp_path.glob("*/index.json"))
     stamp = files[0].stat().st_mtime_ns
     second, _ = build(distillation_config(teachers["crf"], {"type": "structural"}, tmp_path, teacher_cache=True, pairwise_top_k=4))
     second.prepare_for_training({"train": instances})
-    assert sorted(tmp_path.glob("*.safetensors")) == files and files[0].stat().st_mtime_ns == stamp
+    assert sorted(tmp_path.glob("*/index.json")) == files and files[0].stat().st_mtime_ns == stamp
     knowledge = second.tensorize(instances[:5])["knowledge"]
     sums = knowledge.pairwise.sum(dim=(-1, -2))
     assert torch.allclose(sums[:, 1:][knowledge.mask[:, 1:]], torch.ones(()), atol=1e-3)
