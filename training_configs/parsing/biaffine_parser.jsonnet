@@ -31,10 +31,14 @@ local hidden = 400;
     mlp_dropout: 0.33,
     dropout: 0.33,
   },
-  data_loader: { max_tokens: 5000 },
+  // Batches of at most 1,000 padded words (about 40 sentences): 500 updates an epoch on
+  // English-EWT, and still 30 on a 1,300-sentence treebank, where Dozat & Manning's 5,000 gave 7
+  // and the teacher stood at 0.6 dev LAS after its first epoch. Training runs until dev LAS has
+  // not risen for 10 epochs.
+  data_loader: { max_tokens: 1000 },
   trainer: {
     optimizer: { type: "adam", lr: 0.002, betas: [0.9, 0.9] },
-    num_epochs: 50,
+    num_epochs: 100,
     patience: 10,
     validation_metric: "+LAS",
     grad_norm: 5.0,
