@@ -3,6 +3,7 @@ resumed and distributed builds, and resident memory that does not grow with the 
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -145,7 +146,9 @@ def test_a_two_process_build_equals_the_one_process_build(tmp_path):
     environment = {**os.environ, "PYTHONPATH": str(REPOSITORY), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    ranks = {json.loads(line)["rank"]: json.loads(line)["sentences"] for line in result.stdout.splitlines() if line.startswith("{")}
+    # The two ranks print concurrently: their lines may run together.
+    reports = [json.loads(match) for match in re.findall(r'\{"rank": \d+, "sentences": \d+\}', result.stdout)]
+    ranks = {report["rank"]: report["sentences"] for report in reports}
     assert ranks == {0: 24, 1: 16}  # shards 0, 2, 4 and 1, 3 of 8 sentences
     sys.path.insert(0, str(worker.parent))
     from cache_build_worker import build_cache
