@@ -15,6 +15,9 @@ from tqdm import tqdm
 PROGRESS_LOG_INTERVAL = 60.0
 """Seconds between two progress lines when stderr is not a terminal."""
 
+FINAL_LINE_AFTER = 5.0
+"""Work that took at least this many seconds ends with a summary line (one line per epoch)."""
+
 
 def progress(iterable: Iterable | None, description: str, total: int, unit: str = "batches") -> "tqdm | ProgressLog":
     """Iterates over `iterable` showing its progress (`total` items of `unit`), or, with
@@ -42,6 +45,11 @@ class ProgressLog:
 
     def __exit__(self, *exc_info) -> None:
         if self.iterable is None and exc_info[0] is None:  # counted with `update`
+            self._write_end()
+
+    def _write_end(self) -> None:
+        # Work of a few seconds (a small evaluation) gets no line: it would only clutter output.
+        if time.monotonic() - self._started >= FINAL_LINE_AFTER:
             self.write()
 
     def __iter__(self) -> Iterator:
@@ -49,7 +57,7 @@ class ProgressLog:
         for item in self.iterable:
             yield item
             self.update(1)
-        self.write()
+        self._write_end()
 
     def update(self, count: int) -> None:
         """Counts `count` more items done (also for work not iterated through the bar, with
