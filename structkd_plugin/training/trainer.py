@@ -200,8 +200,8 @@ def evaluate(
     model.eval()
     model.get_metrics(reset=True)
     loss_sum, loss_count = 0.0, 0
-    with torch.no_grad(), _progress_bar(batches, description) as progress:
-        for batch in progress:
+    with torch.no_grad(), progress(batches, description, len(batches)) as bar:
+        for batch in bar:
             output = model(**move_to_device(batch, device))
             if "loss" in output:
                 loss_sum += output["loss"].item()
@@ -210,7 +210,7 @@ def evaluate(
         loss_sum, loss_count = _sum_over_ranks(loss_sum, loss_count)
         if loss_count:
             metrics["loss"] = loss_sum / loss_count
-        _show(progress, metrics)
+        _show(bar, metrics)
     return metrics
 
 
@@ -436,8 +436,8 @@ class Trainer(FromParams):
         loss_sum, batch_count = 0.0, 0
         description = f"epoch {epoch}/{self.num_epochs - 1}"
         total_steps = self.total_steps
-        with _progress_bar(self.train_loader, description) as progress:
-            for batch in progress:
+        with progress(self.train_loader, description, len(self.train_loader)) as bar:
+            for batch in bar:
                 if self.steps >= total_steps:
                     break
                 self.model.set_training_progress(self.steps / total_steps)
@@ -471,7 +471,7 @@ class Trainer(FromParams):
                 shown = {"loss": loss_sum / batch_count}
                 if not self.distributed:
                     shown.update(self.model.get_metrics())
-                _show(progress, shown)
+                _show(bar, shown)
         metrics = dict(self.model.get_metrics(reset=True))
         loss_sum, batch_count = _sum_over_ranks(loss_sum, batch_count)
         metrics["loss"] = loss_sum / max(batch_count, 1)
@@ -550,13 +550,9 @@ def _registered_name(base: type[Registrable], name: str, suffix: str) -> str:
     return name
 
 
-def _progress_bar(batches: InstanceLoader, description: str) -> "tqdm | ProgressLog":
-    return progress(batches, description, len(batches))
-
-
-def _show(progress: "tqdm | ProgressLog", metrics: dict[str, float]) -> None:
+def _show(bar: "tqdm | ProgressLog", metrics: dict[str, float]) -> None:
     """Shows `metrics` after the bar (the bar redraws them at its next refresh)."""
-    progress.set_postfix({name: f"{value:.4f}" for name, value in metrics.items()}, refresh=False)
+    bar.set_postfix({name: f"{value:.4f}" for name, value in metrics.items()}, refresh=False)
 
 
 def _sum_over_ranks(total: float, count: int) -> tuple[float, int]:
