@@ -10,7 +10,7 @@ as soon as enough sentences have been read. Every problem in a file is reported 
 `DataError` whose message starts with `file:line:`.
 """
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing
 from os import PathLike
 from pathlib import Path
@@ -104,18 +104,24 @@ class DatasetReader(Registrable):
                     return
 
     @staticmethod
-    def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+    def _numbered_lines(path: Path, bad_line: Callable[[int, str], None] | None = None) -> Iterator[tuple[int, str]]:
         """Yields `(line_number, text)` for each line of the UTF-8 file at `path`: numbers are
         1-based; the text has no line terminator (`\\n` or `\\r\\n`) and no byte-order mark.
 
-        Lines are decoded one at a time so that invalid UTF-8 is reported with its line number.
+        Lines are decoded one at a time so that invalid UTF-8 is reported with its line number: a
+        `DataError`, or, given `bad_line`, a call `bad_line(line_number, problem)` and the line
+        skipped.
         """
         with open(path, "rb") as file:
             for line_number, raw_line in enumerate(file, start=1):
                 try:
                     line = raw_line.decode("utf-8")
                 except UnicodeDecodeError as error:
-                    raise DataError(path, line_number, f"invalid UTF-8 ({error.reason})") from None
+                    problem = f"invalid UTF-8 ({error.reason})"
+                    if bad_line is None:
+                        raise DataError(path, line_number, problem) from None
+                    bad_line(line_number, problem)
+                    continue
                 if line_number == 1:
                     line = line.removeprefix("\ufeff")
                 yield line_number, line.rstrip("\r\n")

@@ -142,19 +142,13 @@ class PlainTextDatasetReader(DatasetReader):
                     yield {"words": words, "metadata": sentence_metadata(path, line_number)}
 
     def _decoded_lines(self, path: Path, skipped: Counter) -> Iterator[tuple[int, str]]:
-        with open(path, "rb") as file:
-            for line_number, raw_line in enumerate(file, start=1):
-                try:
-                    line = raw_line.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    self._bad_line(path, line_number, f"invalid UTF-8 ({error.reason})", skipped)
-                    continue
-                if line_number == 1:
-                    line = line.removeprefix("\ufeff")
-                line = line.rstrip("\r\n")
-                if _CONTROL_CHARACTERS.search(line):
-                    self._bad_line(path, line_number, "control characters (is this a binary file?)", skipped)
-                    continue
+        def bad_line(line_number: int, problem: str) -> None:
+            self._bad_line(path, line_number, problem, skipped)
+
+        for line_number, line in self._numbered_lines(path, bad_line):
+            if _CONTROL_CHARACTERS.search(line):
+                bad_line(line_number, "control characters (is this a binary file?)")
+            else:
                 yield line_number, line
 
     def _bad_line(self, path: Path, line_number: int, problem: str, skipped: Counter) -> None:
