@@ -26,6 +26,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from itertools import islice
 from os import PathLike
 from pathlib import Path
@@ -103,10 +104,26 @@ class PlainTextDatasetReader(DatasetReader):
 
     def _read_all(self, paths: list[Path]) -> Iterator[Instance]:
         skipped: Counter[str] = Counter()
-        seen: set[bytes] = set()
         count = 0
+        # `closing` ends the file generators (closing the file) when max_sentences stops early.
+        with closing(self._unique(self._all_files(paths, skipped), skipped)) as instances:
+            for count, instance in enumerate(islice(instances, self.max_sentences), start=1):
+                yield instance
+        if skipped:
+            logger.warning(
+                "plain_text read %d sentences from %s and skipped %s",
+                count, ", ".join(map(str, paths)), ", ".join(f"{n} {what}" for what, n in sorted(skipped.items())),
+            )  # fmt: skip
+
+    def _all_files(self, paths: list[Path], skipped: Counter) -> Iterator[Instance]:
         for path in paths:
-            instances = self._at_most_max_instances(self._read(path, skipped))
+            with closing(self._at_most_max_instances(self._read(path, skipped))) as instances:
+                yield from instances
+
+    def _unique(self, instances: Iterator[Instance], skipped: Counter) -> Iterator[Instance]:
+        """The instances, without repeats of an earlier sentence's words with `deduplicate`."""
+        seen: set[bytes] = set()
+        with closing(instances):
             for instance in instances:
                 if self.deduplicate:
                     digest = hashlib.blake2b("\x1f".join(instance["words"]).encode(), digest_size=12).digest()
@@ -114,18 +131,7 @@ class PlainTextDatasetReader(DatasetReader):
                         skipped["repeated sentences"] += 1
                         continue
                     seen.add(digest)
-                if self.max_sentences is not None and count >= self.max_sentences:
-                    instances.close()
-                    break
-                count += 1
                 yield instance
-            if self.max_sentences is not None and count >= self.max_sentences:
-                break
-        if skipped:
-            logger.warning(
-                "plain_text read %d sentences from %s and skipped %s",
-                count, ", ".join(map(str, paths)), ", ".join(f"{n} {what}" for what, n in sorted(skipped.items())),
-            )  # fmt: skip
 
     def _read(self, path: Path, skipped: Counter | None = None) -> Iterator[Instance]:
         skipped = Counter() if skipped is None else skipped
