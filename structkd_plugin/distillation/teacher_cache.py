@@ -105,6 +105,7 @@ class TeacherCache:
         self.index = {key: i for i, key in enumerate(keys)}
         self.shard_of = np.concatenate([np.full(len(shard.keys), s) for s, shard in enumerate(self.shards)] or [np.zeros(0, int)])
         self.row_of = np.concatenate([np.arange(len(shard.keys)) for shard in self.shards] or [np.zeros(0, int)])
+        self.lengths = np.concatenate([shard.lengths for shard in self.shards] or [np.zeros(0, int)])
         self.shared = self.shards[0].shared() if self.shards else {}
 
     def __len__(self) -> int:
@@ -183,7 +184,7 @@ class TeacherCache:
         except KeyError:
             return None
         shard_ids, local = self.shard_of[rows], self.row_of[rows]
-        lengths = torch.tensor([self.shards[s].lengths[r] for s, r in zip(shard_ids, local)])
+        lengths = torch.from_numpy(self.lengths[rows])
         width = int(lengths.max())
         mask = torch.arange(width)[None, :] < lengths[:, None]
         gathered: dict[str, torch.Tensor] = {}
