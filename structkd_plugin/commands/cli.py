@@ -15,6 +15,7 @@ from tango.common.exceptions import ConfigurationError
 
 from structkd_plugin.archival import ArchiveError
 from structkd_plugin.data import DataError
+from structkd_plugin.file_safety import OutputError
 
 __all__ = ["USER_ERRORS", "cli", "include_package_option", "main", "overrides_option"]
 
@@ -22,6 +23,7 @@ USER_ERRORS = (
     ConfigurationError,
     DataError,
     ArchiveError,
+    OutputError,
     FileNotFoundError,
     IsADirectoryError,
     NotADirectoryError,

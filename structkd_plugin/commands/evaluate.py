@@ -1,16 +1,19 @@
 """`structkd evaluate ARCHIVE DATA`: the metrics of an archived model on a labelled file."""
 
 import json
+import logging
 
 import click
 
 from structkd_plugin.archival import load_archive
 from structkd_plugin.commands.cli import cli, include_package_option, overrides_option
-from structkd_plugin.commands.predict import predictions, write_conll_sentence
+from structkd_plugin.commands.predict import predictions, write_predictions
 from structkd_plugin.config import import_plugins
 from structkd_plugin.data import DataError
-from structkd_plugin.training.checkpoint import write_json
+from structkd_plugin.file_safety import atomic_text_output, check_not_an_input
 from structkd_plugin.training.trainer import InstanceLoader, evaluate
+
+logger = logging.getLogger(__name__)
 
 
 @cli.command("evaluate")
@@ -41,10 +44,27 @@ def evaluate_command(
     """Evaluate the model of ARCHIVE on DATA (read with the archive's validation reader) and print
     its metrics as JSON."""
     import_plugins(include_packages)
+    outputs = {"--output-file": output_file, "--predictions-output-file": predictions_output_file}
+    for option, path in outputs.items():
+        if path is not None:
+            check_not_an_input(path, [archive_file, input_file], option)
+    if output_file is not None and output_file == predictions_output_file:
+        raise click.UsageError("--output-file and --predictions-output-file name the same file")
     archive = load_archive(archive_file, overrides, cuda_device)
-    instances = list(archive.validation_dataset_reader.read(input_file))
+    reader = archive.validation_dataset_reader
+    instances = list(reader.read(input_file))
     if not instances:
-        raise DataError(input_file, None, "no sentence to evaluate on")
+        raise DataError(input_file, None, "no sentence to evaluate on (the file is empty or holds only comments)")
+    unseen = archive.model.unseen_gold_labels(instances)
+    if unseen:
+        listed = ", ".join(f"{label} ({count})" for label, count in unseen.most_common(10))
+        logger.warning(
+            "%s: %d gold label(s) the model has never seen, scored as errors: %s%s",
+            input_file,
+            sum(unseen.values()),
+            listed,
+            ", ..." if len(unseen) > 10 else "",
+        )
     if batch_size is not None:
         batching = {"batch_size": batch_size}
     else:
@@ -54,8 +74,9 @@ def evaluate_command(
     metrics = evaluate(archive.model, loader, archive.model.device)
     click.echo(json.dumps(metrics, indent=2))
     if output_file is not None:
-        write_json(output_file, metrics)
+        with atomic_text_output(output_file) as output:
+            output.write(json.dumps(metrics, indent=2) + "\n")
     if predictions_output_file is not None:
-        with open(predictions_output_file, "w", encoding="utf-8") as output:
-            for prediction in predictions(archive.model, instances, batch_size or 32):
-                write_conll_sentence(prediction, output)
+        with atomic_text_output(predictions_output_file) as output:
+            predicted = predictions(archive.model, instances, batch_size or 32)
+            write_predictions(predicted, output, "conll", reader, input_file)

@@ -185,8 +185,11 @@ class DistillationModel(Model):
                     else [self.student.relations[r] for r in self.student.label_relations.tolist()]
                 )
                 self.label_maps[name] = torch.tensor([relation_index.get(r, -1) for r in student_relations])
-            elif self.student_is_parser:
-                raise ValueError(f"a {student_kind} student learns from a parser teacher, not a {teacher_kind}")
+            elif self.student_is_parser or student_kind in SEQUENCE_LABELERS:
+                raise ValueError(
+                    f"teacher_archive {path} holds a {teacher_kind}, but the student is a {student_kind}, which parses: "
+                    "it learns from a parser teacher"
+                )
             else:
                 same = list(teacher.labels) == list(self.student.labels)
                 self.label_maps[name] = None if same else marginal_conversion_matrix(teacher.labels, self.student.labels)

@@ -138,6 +138,13 @@ class TeacherCache:
         names = [f"shard-{s:05d}" for s in range(len(shards))]
         todo = [s for s in range(rank, len(shards), world_size) if not (directory / names[s]).is_dir()]
         directory.mkdir(parents=True, exist_ok=True)
+        # A killed build leaves the shard it was writing as a temporary directory: removed here,
+        # by the rank that will write that shard again.
+        leftovers = [path for s in todo for path in directory.glob(f".{names[s]}.*")]
+        for leftover in leftovers:
+            shutil.rmtree(leftover, ignore_errors=True)
+        if leftovers:
+            logger.warning("removed %d unfinished shard(s) of a killed build from %s", len(leftovers), directory)
         if todo:
             finished = len(range(rank, len(shards), world_size)) - len(todo)
             if finished:

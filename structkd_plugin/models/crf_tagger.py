@@ -90,6 +90,9 @@ class CrfTagger(SequenceTagger):
             "predicted_tags": predicted,
         }
         if tags is not None:
-            output["loss"] = (crf.log_partition() - crf.log_score(tags)).mean()
+            # A sentence with a gold tag the model never saw (-1, see `tensorize`) has no likelihood.
+            known = ((tags >= 0) | ~mask).all(-1)
+            sentence_nll = crf.log_partition() - crf.log_score(tags.clamp(min=0))
+            output["loss"] = (sentence_nll * known).sum() / mask.size(0)
             self.update_metrics(predicted, tags, mask, instances)
         return output

@@ -9,20 +9,23 @@ over encoded heads). It holds no layers, only
   relation namespace; -1 for a relation the vocabulary does not have, which then never counts as
   right; padding 0) and `punctuation` (bool, UPOS `PUNCT`); `{}` unless every instance has `heads`
   and `deprels`;
-- `update_metrics(...)`: UAS, LAS, UEM and LEM (`AttachmentScores`);
+- `update_metrics(...)`: UAS, LAS (on universal relations, as the CoNLL 2018 scorer), LAS_full,
+  UEM and LEM (`AttachmentScores`);
 - `make_predictions(output, batch)`: `{"words", "heads", "deprels"}` per sentence from the
   output's `predicted_heads` and `predicted_relations` (`[B, n]` over the words, the batch's
   `mask [B, n]` giving the lengths), the format `structkd predict --output-format conll` writes
   as CoNLL-U.
 """
 
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import torch
 
 from structkd_plugin.data import Vocabulary, pad_sequences
 from structkd_plugin.models.model import Instance, Model
-from structkd_plugin.training.metrics import AttachmentScores
+from structkd_plugin.training.metrics import AttachmentScores, universal_relation_classes
 
 PUNCTUATION_UPOS = "PUNCT"
 
@@ -53,7 +56,14 @@ class DependencyParser(Model):
             vocab.get_token_from_index(i, relation_namespace) for i in range(vocab.get_vocab_size(relation_namespace))
         ]
         self._relation_index = {relation: i for i, relation in enumerate(self.relations)}
-        self.attachment_scores = AttachmentScores(exclude_punctuation_from_metrics)
+        self.attachment_scores = AttachmentScores(
+            exclude_punctuation_from_metrics, relation_classes=universal_relation_classes(self.relations)
+        )
+
+    def unseen_gold_labels(self, instances: Iterable[Instance]) -> Counter[str]:
+        return Counter(
+            relation for instance in instances for relation in instance.get("deprels", ()) if relation not in self._relation_index
+        )
 
     def gold_trees(self, instances: list[Instance]) -> dict[str, torch.Tensor]:
         """`{"heads", "relations", "punctuation"}`, each `[B, n]`, or `{}` when some instance

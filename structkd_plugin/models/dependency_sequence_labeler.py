@@ -10,7 +10,7 @@ import torch
 from allennlp_light import Seq2SeqEncoder
 from tango.common import Lazy
 
-from structkd_plugin.data import Vocabulary, pad_sequences
+from structkd_plugin.data import DataError, Vocabulary, pad_sequences
 from structkd_plugin.models.crf_tagger import CrfTagger
 from structkd_plugin.models.dependency_parser import DependencyParser
 from structkd_plugin.models.model import Instance, Model
@@ -121,8 +121,15 @@ class DependencySequenceLabeler(DependencyParser):
         _, mask = pad_sequences([[1] * len(instance["words"]) for instance in instances], 0)
         if self.label_set.encoding != "rel_pos":
             return mask, None
-        if not all("upos" in instance for instance in instances):
-            raise ValueError("the rel_pos encoding needs the words' UPOS, but an instance has no upos")
+        without_upos = next((instance for instance in instances if "upos" not in instance), None)
+        if without_upos is not None:
+            metadata = without_upos.get("metadata", {})
+            raise DataError(
+                metadata.get("source", "<input>"),
+                metadata.get("line"),
+                "this parser labels words with rel_pos labels, which name the head's UPOS, but the sentence has no "
+                "UPOS: give it text with UPOS (CoNLL-U), or run a UPOS tagger before it in a spaCy pipeline",
+            )
         return mask, self.label_set.upos_ids([instance["upos"] for instance in instances])
 
     def tensorize(self, instances: list[Instance]) -> dict[str, Any]:

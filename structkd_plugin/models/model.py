@@ -1,5 +1,7 @@
 """The `Model` base class: the one API that training, archives and the CLI rely on."""
 
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -44,6 +46,11 @@ class Model(torch.nn.Module, Registrable):
     def get_metrics(self, reset: bool = False) -> dict[str, float]:
         """The metrics accumulated since the last reset."""
         return {}
+
+    def unseen_gold_labels(self, instances: Iterable[Instance]) -> Counter[str]:
+        """The gold labels of `instances` that the model cannot predict (absent from its
+        vocabulary), with their counts: they are scored as errors. None by default."""
+        return Counter()
 
     def set_training_progress(self, fraction: float) -> None:
         """Told by the trainer before each training step how far training has come (0 to 1);

@@ -31,7 +31,9 @@ class SoftmaxTagger(SequenceTagger):
             "predicted_tags": predicted,
         }
         if tags is not None:
-            token_nll = torch.nn.functional.cross_entropy(emissions.transpose(1, 2), tags, reduction="none")
+            token_nll = torch.nn.functional.cross_entropy(
+                emissions.transpose(1, 2), tags, reduction="none", ignore_index=-1  # -1: a tag the model never saw
+            )
             output["loss"] = (token_nll * mask).sum() / mask.size(0)
             self.update_metrics(predicted, tags, mask, instances)
         return output

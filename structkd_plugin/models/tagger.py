@@ -4,6 +4,8 @@
 sequences (a linear-chain CRF, or an independent softmax per token); this base holds the rest.
 """
 
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -61,6 +63,7 @@ class SequenceTagger(Model):
         self.labels = [
             vocab.get_token_from_index(i, label_namespace) for i in range(vocab.get_vocab_size(label_namespace))
         ]
+        self._label_index = {label: i for i, label in enumerate(self.labels)}
         self.dropout = torch.nn.Dropout(dropout)
         self.tag_projection = torch.nn.Linear(self.encoder.get_output_dim(), len(self.labels))
         self.accuracy = TokenAccuracy()
@@ -71,11 +74,14 @@ class SequenceTagger(Model):
         _, mask = pad_sequences([[1] * len(sentence) for sentence in words], 0)
         batch: dict[str, Any] = {"words": self.text_embedder.tensorize(words), "mask": mask, "instances": instances}
         if all("tags" in instance for instance in instances):
+            # A gold tag the model never saw becomes -1: a certain error, left out of the loss.
             batch["tags"], _ = pad_sequences(
-                [[self.vocab.get_token_index(t, self.label_namespace) for t in instance["tags"]] for instance in instances],
-                0,
+                [[self._label_index.get(t, -1) for t in instance["tags"]] for instance in instances], 0
             )
         return batch
+
+    def unseen_gold_labels(self, instances: Iterable[Instance]) -> Counter[str]:
+        return Counter(tag for instance in instances for tag in instance.get("tags", ()) if tag not in self._label_index)
 
     def emissions(self, words: dict[str, Any], mask: torch.Tensor) -> torch.Tensor:
         """Per-token label scores `[B, n, L]` (the "unary potentials")."""

@@ -1,5 +1,6 @@
 """`structkd_ner`: a span tagger's entities into `doc.ents`."""
 
+import unicodedata
 from typing import Optional
 
 from spacy.language import Language
@@ -23,12 +24,25 @@ class StructkdNer(StructkdComponent):
 
     def annotate(self, doc: Doc, segments: list[SegmentPrediction]) -> None:
         scheme = self.structkd_model.label_encoding
-        entities = [
-            Span(doc, start + first, start + last + 1, label=label)
-            for start, prediction in segments
-            for label, first, last in spans_from_tags(prediction["tags"], scheme)
-        ]
+        entities = []
+        for start, prediction in segments:
+            for label, first, last in spans_from_tags(prediction["tags"], scheme):
+                # Blank tokens are never part of an entity (spaCy's rule for whitespace): trimmed
+                # from the edges, and an entity of blanks alone is dropped.
+                first, last = start + first, start + last
+                while first <= last and _is_blank(doc[first].text):
+                    first += 1
+                while last >= first and _is_blank(doc[last].text):
+                    last -= 1
+                if first <= last:
+                    entities.append(Span(doc, first, last + 1, label=label))
         doc.set_ents(entities, default="outside")
+
+
+def _is_blank(text: str) -> bool:
+    """Whether a token shows nothing: whitespace and invisible format characters (a zero-width
+    space, U+200B, is not whitespace to Python or spaCy, but no entity either)."""
+    return all(character.isspace() or unicodedata.category(character) == "Cf" for character in text)
 
 
 @Language.factory(

@@ -55,6 +55,8 @@ import itertools
 import torch
 import torch.nn.functional as F
 
+from structkd_plugin.structures.masks import check_prefix_mask
+
 _FORBIDDEN = -1e30
 
 
@@ -92,6 +94,7 @@ class LinearChainCRF:
         batch_size, length, num_tags = emissions.shape
         if mask.dtype != torch.bool or mask.shape != (batch_size, length):
             raise ValueError(f"mask must be a bool tensor of shape {(batch_size, length)}")
+        check_prefix_mask(mask)
         if transitions.shape not in ((num_tags, num_tags), (batch_size, length, num_tags, num_tags)):
             raise ValueError(
                 f"transitions must be [L, L] or [B, n, L, L] with (B, n, L) = "

@@ -45,6 +45,8 @@ strided copies `torch.einsum` makes on every iteration.
 
 import torch
 
+from structkd_plugin.structures.masks import check_prefix_mask
+
 
 def second_order_mean_field(
     arc_scores: torch.Tensor,
@@ -75,6 +77,7 @@ def second_order_mean_field(
         column, padding rows and columns and the diagonal are exactly 0. Differentiable with
         respect to all three score tensors.
     """
+    check_prefix_mask(mask.bool(), root=True)
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
     batch, size, _ = arc_scores.shape

@@ -36,6 +36,8 @@ import math
 
 import torch
 
+from structkd_plugin.structures.masks import check_prefix_mask
+
 
 def _cycles_of(parent):
     """Cycles of the functional graph ``parent [B, N]`` (node -> its parent), node 0 a fixed point.
@@ -74,6 +76,7 @@ def maximum_spanning_arborescence(arc_scores, mask, single_root=True):
     Returns:
         ``[B, n+1]`` long heads; ``heads[:, 0]`` and padding positions are 0.
     """
+    check_prefix_mask(mask, root=True)
     batch_size, size, _ = arc_scores.shape
     device = arc_scores.device
     nodes = torch.arange(size, device=device)

@@ -45,6 +45,7 @@ import math
 
 import torch
 
+from structkd_plugin.structures.masks import check_prefix_mask
 from structkd_plugin.structures.mst import maximum_spanning_arborescence
 
 # Sentences whose float64 determinant may lose more than this many nats of relative precision
@@ -66,6 +67,7 @@ class _ArcFactoredTree:
             raise ValueError(f"arc_scores must be [B, n+1, n+1], got {tuple(arc_scores.shape)}")
         if mask.shape != arc_scores.shape[:2]:
             raise ValueError(f"mask must be {tuple(arc_scores.shape[:2])}, got {tuple(mask.shape)}")
+        check_prefix_mask(mask.bool(), root=True)
         self.arc_scores = arc_scores
         self.mask = mask.bool()
         self.single_root = single_root

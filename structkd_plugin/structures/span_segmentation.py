@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from structkd_plugin.structures.label_schemes import scheme_tag_set
+from structkd_plugin.structures.masks import check_prefix_mask
 
 TAG_SCHEMES = ("BIOES", "BIO")
 
@@ -72,6 +73,7 @@ class SpanSegmentation:
             )
         if max_width is not None and max_width < 1:
             raise ValueError(f"max_width must be >= 1 or None, got {max_width}")
+        check_prefix_mask(mask.bool())
         self.span_scores = span_scores
         self.mask = mask
         self.max_width = n if max_width is None else min(max_width, n)

@@ -26,6 +26,8 @@ from typing import Any
 import safetensors.torch
 import torch
 
+from structkd_plugin.file_safety import with_umask_permissions
+
 __all__ = [
     "Checkpointer",
     "load_tensor_tree",
@@ -50,6 +52,7 @@ def write_atomically(path: str | PathLike, write: Callable[[Path], None]) -> Non
     os.close(descriptor)
     try:
         write(Path(temporary))
+        with_umask_permissions(temporary)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -160,6 +163,7 @@ class Checkpointer:
         try:
             save_weights(model_state, temporary / "model.safetensors")
             save_tensor_tree(training_state, temporary, "training_state")
+            with_umask_permissions(temporary)
             os.replace(temporary, final)
         except BaseException:
             shutil.rmtree(temporary, ignore_errors=True)

@@ -13,7 +13,7 @@ then a collective call: all processes must make it together.
 """
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Optional
 
 import torch
@@ -156,23 +156,38 @@ class AttachmentScores(Metric):
     """Dependency parsing scores, as the CoNLL 2018 shared task computes them.
 
     UAS and LAS are the fractions of scored words whose head (UAS), or head and relation (LAS),
-    are right; UEM and LEM the fractions of sentences where every scored word is right.
+    are right; UEM and LEM the fractions of sentences where every scored word is right. As in the
+    shared task's scorer, a relation is right when its universal part is (`aux` of `aux:pass`,
+    given `relation_classes`); `LAS_full` compares the full labels.
 
     # Parameters
 
     exclude_punctuation : `bool`
         Leave out the words marked as punctuation (UPOS `PUNCT`, say) from every score. The
         shared task scores punctuation, so it is counted by default.
+    relation_classes : `Sequence[int]`, optional
+        For each relation index, the index of its universal part (see `universal_relation_classes`).
+        Without it, LAS compares full labels, like `LAS_full`.
 
-    `get_metric` returns `{"UAS", "LAS", "UEM", "LEM"}` (0 before any word was counted).
+    `get_metric` returns `{"UAS", "LAS", "LAS_full", "UEM", "LEM"}` (0 before any word was counted).
     """
 
-    def __init__(self, exclude_punctuation: bool = False) -> None:
+    def __init__(self, exclude_punctuation: bool = False, relation_classes: Sequence[int] | None = None) -> None:
         self.exclude_punctuation = exclude_punctuation
+        # The last entry maps the index -1 (a gold relation the model does not know) to no class.
+        self._classes = None if relation_classes is None else torch.tensor([*relation_classes, -1])
         super().__init__()
 
     def _empty_counts(self) -> Counts:
-        return {"words": 0, "unlabeled": 0, "labeled": 0, "sentences": 0, "unlabeled_exact": 0, "labeled_exact": 0}
+        return {
+            "words": 0,
+            "unlabeled": 0,
+            "labeled": 0,
+            "labeled_full": 0,
+            "sentences": 0,
+            "unlabeled_exact": 0,
+            "labeled_exact": 0,
+        }
 
     def __call__(
         self,
@@ -195,12 +210,18 @@ class AttachmentScores(Metric):
                 raise ValueError("exclude_punctuation needs the punctuation mask")
             scored = scored & ~punctuation.bool()
         unlabeled = (predicted_heads == gold_heads) & scored
-        labeled = unlabeled & (predicted_relations == gold_relations)
+        labeled_full = unlabeled & (predicted_relations == gold_relations)
+        if self._classes is None:
+            labeled = labeled_full
+        else:
+            classes = self._classes.to(gold_relations.device)
+            labeled = unlabeled & (classes[predicted_relations] == classes[gold_relations])
         has_words = scored.any(-1)
         counts = self._counts
         counts["words"] += int(scored.sum())
         counts["unlabeled"] += int(unlabeled.sum())
         counts["labeled"] += int(labeled.sum())
+        counts["labeled_full"] += int(labeled_full.sum())
         # A sentence with nothing scored (all punctuation) counts in neither UEM's numerator nor denominator.
         counts["sentences"] += int(has_words.sum())
         counts["unlabeled_exact"] += int(((unlabeled == scored).all(-1) & has_words).sum())
@@ -211,9 +232,17 @@ class AttachmentScores(Metric):
         return {
             "UAS": counts["unlabeled"] / words if words else 0.0,
             "LAS": counts["labeled"] / words if words else 0.0,
+            "LAS_full": counts["labeled_full"] / words if words else 0.0,
             "UEM": counts["unlabeled_exact"] / sentences if sentences else 0.0,
             "LEM": counts["labeled_exact"] / sentences if sentences else 0.0,
         }
+
+
+def universal_relation_classes(relations: Sequence[str]) -> list[int]:
+    """For each relation, the index of its universal part (before any `:` subtype) among the
+    relations' distinct universal parts: the classes the CoNLL 2018 scorer's LAS compares."""
+    universal: dict[str, int] = {}
+    return [universal.setdefault(relation.split(":")[0], len(universal)) for relation in relations]
 
 
 def _precision_recall_f1(true_positives: int, false_positives: int, false_negatives: int) -> tuple[float, float, float]:

@@ -32,6 +32,7 @@ from structkd_plugin.archival import archive_model
 from structkd_plugin.config import building, check_keys, explained_configuration_errors, import_structkd_registrations
 from structkd_plugin.data import INPUT_LABEL_KEYS, DataError, DatasetReader, Instance, Vocabulary, without_labels
 from structkd_plugin.data.sentence_store import SentenceStore
+from structkd_plugin.file_safety import RunLock
 from structkd_plugin.models.model import Model
 from structkd_plugin.training.checkpoint import Checkpointer, save_weights, write_json
 from structkd_plugin.training.trainer import InstanceLoader, InterleavedLoader, Trainer, evaluate
@@ -86,9 +87,14 @@ def train_model(params: Params, serialization_dir: str | PathLike, recover: bool
     trainer_params = params.get("trainer")
     cuda_device = int(trainer_params.get("cuda_device", -1)) if isinstance(trainer_params, Params) else -1
     started_distributed = _start_distributed(cuda_device)
+    # One run per directory: rank 0 holds the lock for the whole run (see file_safety.RunLock).
+    lock = RunLock(serialization_dir) if not dist.is_initialized() or dist.get_rank() == 0 else None
     try:
         with explained_configuration_errors():
-            _prepare_serialization_dir(serialization_dir, params.as_dict(quiet=True), recover, force)
+            _check_serialization_dir(serialization_dir, params.as_dict(quiet=True), recover, force)
+            if lock is not None:
+                lock.acquire()
+            _prepare_serialization_dir(serialization_dir, params.as_dict(quiet=True), force)
             try:
                 with _logging_to(serialization_dir / "out.log"):
                     return _train(params, serialization_dir, recover)
@@ -97,6 +103,8 @@ def train_model(params: Params, serialization_dir: str | PathLike, recover: bool
                     _remove_if_untrained(serialization_dir)
                 raise
     finally:
+        if lock is not None:
+            lock.release()
         if started_distributed:
             dist.destroy_process_group()
 
@@ -234,40 +242,62 @@ def _read_datasets(
     return datasets
 
 
-def _prepare_serialization_dir(directory: Path, config: dict[str, Any], recover: bool, force: bool) -> None:
-    """Checks that the directory suits the run (on every rank, before rank 0 changes anything),
-    then empties it for `force` and writes `config.json`."""
+def _check_serialization_dir(directory: Path, config: dict[str, Any], recover: bool, force: bool) -> None:
+    """Checks that the directory suits the run, on every rank, before anything is changed.
+
+    A recovered run must have the config it was started with, except that `trainer.num_epochs`
+    may grow (to extend a run)."""
     if recover and force:
         raise ConfigurationError("use either --recover or --force, not both")
-    existing = directory.is_dir() and any(directory.iterdir())
     if directory.exists() and not directory.is_dir():
         raise ConfigurationError(f"the serialization directory {directory} is a file")
+    existing = directory.is_dir() and any(path.name != RunLock.NAME for path in directory.iterdir())
     if recover:
         saved_config = directory / "config.json"
         if not saved_config.is_file():
             raise ConfigurationError(f"cannot recover: {directory} holds no training run (no config.json)")
         saved = json.loads(saved_config.read_text(encoding="utf-8"))
         current = json.loads(json.dumps(config))
+        saved_epochs = (saved.get("trainer") or {}).get("num_epochs")
+        current_epochs = (current.get("trainer") or {}).get("num_epochs")
+        if isinstance(saved_epochs, int) and isinstance(current_epochs, int) and current_epochs >= saved_epochs:
+            current["trainer"] = {**current["trainer"], "num_epochs": saved_epochs}
         changed = sorted(key for key in {*saved, *current} if saved.get(key) != current.get(key))
         if changed:
             raise ConfigurationError(
-                f"cannot recover: the config differs from the one {directory} was trained with, in {', '.join(changed)}"
+                f"cannot recover: the config differs from the one {directory} was trained with, in {', '.join(changed)} "
+                "(only a larger trainer.num_epochs may change)"
             )
     elif existing and not force:
         raise ConfigurationError(
             f"the serialization directory {directory} already exists and is not empty; use --recover to resume "
             "its training or -f/--force to overwrite it"
         )
+
+
+def _prepare_serialization_dir(directory: Path, config: dict[str, Any], force: bool) -> None:
+    """On rank 0: empties the directory for `force` (keeping the run's lock) and writes
+    `config.json` (for a recovered run, the config that may have extended `num_epochs`)."""
     if dist.is_initialized():
         dist.barrier()
     if not dist.is_initialized() or dist.get_rank() == 0:
-        if force and directory.is_dir():
-            shutil.rmtree(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        if not recover:
-            write_json(directory / "config.json", config)
+        if force:
+            _empty(directory)
+        write_json(directory / "config.json", config)
     if dist.is_initialized():
         dist.barrier()
+
+
+def _empty(directory: Path) -> None:
+    """Removes everything in `directory` but the run's lock."""
+    for path in directory.iterdir():
+        if path.name == RunLock.NAME:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def _remove_if_untrained(directory: Path) -> None:
@@ -275,11 +305,7 @@ def _remove_if_untrained(directory: Path) -> None:
     the config or the data), so that the corrected run can use it without --force."""
     if (dist.is_initialized() and dist.get_rank() != 0) or Checkpointer(directory).latest() is not None:
         return
-    for path in directory.iterdir():
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+    _empty(directory)
 
 
 def _start_distributed(cuda_device: int) -> bool:

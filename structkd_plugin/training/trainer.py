@@ -58,7 +58,7 @@ from tqdm import tqdm
 from structkd_plugin.data import TokenBudgetBatchSampler, move_to_device
 from structkd_plugin.data.sentence_store import SentenceStore, instance_lengths
 from structkd_plugin.models.model import Instance, Model
-from structkd_plugin.progress import ProgressLog, progress
+from structkd_plugin.progress import FINAL_LINE_AFTER, ProgressLog, progress
 from structkd_plugin.training.checkpoint import Checkpointer, load_weights, save_weights, write_json
 
 __all__ = ["InstanceLoader", "InterleavedLoader", "Trainer", "evaluate", "training_device"]
@@ -382,6 +382,17 @@ class Trainer(FromParams):
             if self.is_primary:
                 write_json(self.serialization_dir / f"metrics_epoch_{epoch}.json", {**record, **self._best_metrics()})
                 logger.info("Epoch %d: %s", epoch, json.dumps(record))
+                # A batch job's log gets one line per epoch (a terminal has seen the bar); epochs
+                # of a few seconds (tests, toy runs) get none, like `progress`'s summary lines.
+                if validation_metrics and not sys.stderr.isatty() and epoch_duration >= FINAL_LINE_AFTER:
+                    shown = {name: validation_metrics.get(name) for name in dict.fromkeys((self.metric_name, "loss"))}
+                    shown_text = ", ".join(f"{name}={value:.4f}" for name, value in shown.items() if value is not None)
+                    print(
+                        f"epoch {epoch}: validation {shown_text}; best {self.metric_name} {self.best_score:.4f} "
+                        f"at epoch {self.best_epoch} ({epoch_duration:.0f}s)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
             if self.scheduler is not None and not self.scheduler_steps_every_batch:
                 self._step_scheduler(validation_metrics)
             self._save_checkpoint(epoch)

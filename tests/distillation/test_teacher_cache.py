@@ -133,11 +133,15 @@ def test_a_killed_build_resumes_from_its_finished_shards(tmp_path):
         TeacherCache.build(tmp_path / "cache", keys, MANY, dies_after_three_batches, **options)
     assert TeacherCache.load(tmp_path / "cache") is None  # no index: not finished
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["shard-00000"]  # no half-written shard left
+    # A SIGKILL leaves the shard being written as a temporary directory: the next build removes it.
+    (tmp_path / "cache" / ".shard-00001.k1ll3d").mkdir()
+    (tmp_path / "cache" / ".shard-00001.k1ll3d" / "arcs.npy").write_bytes(b"half")
     resumed = []
     cache = TeacherCache.build(tmp_path / "cache", keys, MANY, lambda rows: resumed.append(rows) or select(knowledge, rows), **options)
     assert sum(len(rows) for rows in resumed) == 30  # the first shard's 10 sentences were not computed again
     assert not set(sum(computed[:2], [])) & set(sum(resumed, []))
     assert torch.equal(cache.lookup(instances(MANY)).arcs, knowledge.arcs)
+    assert not list((tmp_path / "cache").glob(".shard-*"))
 
 
 def test_a_two_process_build_equals_the_one_process_build(tmp_path):

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from tango.common import Params
 
 from structkd_plugin.commands.cli import cli
-from structkd_plugin.data import UniversalDependenciesDatasetReader, Vocabulary
+from structkd_plugin.data import DataError, UniversalDependenciesDatasetReader, Vocabulary
 from structkd_plugin.models import DependencySequenceLabeler, Model
 from structkd_plugin.structures.dependency_encodings import ENCODINGS
 from tests.model_test_case import check_train_save_load_predict
@@ -151,7 +151,7 @@ def test_when_the_tagger_predicts_the_gold_labels_the_tree_is_the_gold_tree(enco
     assert torch.equal(output["predicted_tags"].masked_fill(~mask, 0), batch["tags"].masked_fill(~mask, 0))
     assert torch.equal(output["predicted_heads"], batch["heads"])
     assert torch.equal(output["predicted_relations"], batch["relations"])
-    assert model.get_metrics() == {"label_accuracy": 1.0, "UAS": 1.0, "LAS": 1.0, "UEM": 1.0, "LEM": 1.0}
+    assert model.get_metrics() == {"label_accuracy": 1.0, "UAS": 1.0, "LAS": 1.0, "LAS_full": 1.0, "UEM": 1.0, "LEM": 1.0}
     assert output["loss"] < 1e-6 * mask.sum()
 
 
@@ -179,8 +179,8 @@ def test_configuration_errors():
     with pytest.raises(ValueError, match="not a label of the rel_pos encoding"):
         Model.from_params(Params(labeler_config("rel_pos", False)["model"]), vocab=vocab)
     model = build("rel_pos", crf=False)
-    with pytest.raises(ValueError, match="needs the words' UPOS"):
-        model.tensorize([{"words": ["Hello"]}])
+    with pytest.raises(DataError, match=r"^in.txt:3: .*the sentence has no UPOS"):
+        model.tensorize([{"words": ["Hello"], "metadata": {"source": "in.txt", "line": 3}}])
 
 
 def test_unknown_gold_labels_give_metrics_but_no_loss():
@@ -202,10 +202,16 @@ def test_predict_writes_conllu(trained, tmp_path):
         ["predict", str(directory / "model.tar.gz"), str(FIXTURE), "--output-format", "conll", "--output-file", str(output)],
     )
     assert result.exit_code == 0, result.output
-    sentences = conllu.parse(output.read_text(encoding="utf-8"))
+    text = output.read_text(encoding="utf-8")
+    sentences = conllu.parse(text)
     assert len(sentences) == len(instances())
     for sentence in sentences:
-        assert is_single_root_tree([token["head"] for token in sentence])
+        assert is_single_root_tree([token["head"] for token in sentence if isinstance(token["id"], int)])
+    # Every line of the input is kept, and every column but HEAD and DEPREL.
+    def without_tree(lines):
+        return [line.split("\t")[:6] + line.split("\t")[8:] if "\t" in line else line for line in lines]
+
+    assert without_tree(text.rstrip("\n").splitlines()) == without_tree(FIXTURE.read_text(encoding="utf-8").rstrip("\n").splitlines())
 
 
 @pytest.mark.parametrize(("encoding", "crf"), VARIANTS)
@@ -229,4 +235,4 @@ def test_the_training_config_builds_a_labeler_that_scores_the_fixture(encoding, 
     with torch.no_grad():
         output = model(**model.tensorize(data[:3]))
     assert torch.isfinite(output["loss"])
-    assert set(model.get_metrics()) == {"label_accuracy", "UAS", "LAS", "UEM", "LEM"}
+    assert set(model.get_metrics()) == {"label_accuracy", "UAS", "LAS", "LAS_full", "UEM", "LEM"}

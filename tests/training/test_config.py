@@ -184,3 +184,18 @@ def test_plugin_that_cannot_be_imported(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigurationError, match="cannot import plugin module 'toy_no_such_module'"):
         import_plugins(["toy_no_such_module"])
+
+
+@pytest.mark.parametrize("config", ["bilstm_crf", "softmax_tagger"])
+def test_the_ner_configs_read_conll2003_with_the_readme_override(config, monkeypatch):
+    """README's CoNLL-2003 recipe: the shipped NER configs with the reader overridden read the
+    CoNLL-2003 format into the configs' BIO tags."""
+    data = FIXTURES / "conll2003_ner.txt"
+    for variable in ("TRAIN_PATH", "DEV_PATH", "TEST_PATH"):
+        monkeypatch.setenv(variable, str(data))
+    path = FIXTURES.parent / "training_configs" / "ner" / f"{config}.jsonnet"
+    params = load_config(path, '{"dataset_reader": {"type": "conll2003", "coding_scheme": "IOB1"}}')
+    reader = DatasetReader.from_params(params.pop("dataset_reader"))
+    tags = {tag for instance in reader.read(data) for tag in instance["tags"]}
+    assert "I-PER" in tags and "B-PER" in tags  # IOB1's sentence-initial I-PER became B-PER
+    assert params["model"]["label_encoding"] == "BIO"

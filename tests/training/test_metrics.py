@@ -7,7 +7,7 @@ import torch.multiprocessing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from structkd_plugin.training.metrics import AttachmentScores, SpanF1, TokenAccuracy
+from structkd_plugin.training.metrics import AttachmentScores, SpanF1, TokenAccuracy, universal_relation_classes
 
 
 def scores(predictions, gold, scheme="BIO"):
@@ -251,12 +251,31 @@ def test_attachment_scores_hand_computed():
 
     metric = AttachmentScores()
     metric(predicted_heads, predicted_relations, gold_heads, gold_relations, mask)
-    assert metric.get_metric() == pytest.approx({"UAS": 4 / 5, "LAS": 3 / 5, "UEM": 1 / 2, "LEM": 1 / 2})
+    assert metric.get_metric() == pytest.approx({"UAS": 4 / 5, "LAS": 3 / 5, "LAS_full": 3 / 5, "UEM": 1 / 2, "LEM": 1 / 2})
 
     without_punctuation = AttachmentScores(exclude_punctuation=True)
     without_punctuation(predicted_heads, predicted_relations, gold_heads, gold_relations, mask, punctuation)
     # Word 2 of sentence 1 (the wrong head) is punctuation: sentence 1 is now unlabeled-exact.
-    assert without_punctuation.get_metric(reset=True) == pytest.approx({"UAS": 1.0, "LAS": 3 / 4, "UEM": 1.0, "LEM": 1 / 2})
-    assert without_punctuation.get_metric() == {"UAS": 0.0, "LAS": 0.0, "UEM": 0.0, "LEM": 0.0}
+    assert without_punctuation.get_metric(reset=True) == pytest.approx({"UAS": 1.0, "LAS": 3 / 4, "LAS_full": 3 / 4, "UEM": 1.0, "LEM": 1 / 2})
+    assert without_punctuation.get_metric() == {"UAS": 0.0, "LAS": 0.0, "LAS_full": 0.0, "UEM": 0.0, "LEM": 0.0}
     with pytest.raises(ValueError, match="punctuation mask"):
         without_punctuation(predicted_heads, predicted_relations, gold_heads, gold_relations, mask)
+
+
+def test_las_compares_universal_relations_as_the_conll_2018_scorer():
+    # A file whose gold says aux:pass and nmod:poss where the parser says aux and nmod: the
+    # CoNLL 2018 scorer counts both right (it strips the subtypes); LAS_full does not.
+    relations = ["root", "nsubj", "aux", "aux:pass", "nmod", "nmod:poss", "nsubj:pass"]
+    assert universal_relation_classes(relations) == [0, 1, 2, 2, 3, 3, 1]
+    index = {relation: i for i, relation in enumerate(relations)}
+    gold = [["nsubj:pass", "aux:pass", "root", "nmod:poss"]]
+    predicted = [["nsubj", "aux", "root", "nmod:poss"]]
+    heads = torch.tensor([[3, 3, 0, 3]])
+    metric = AttachmentScores(relation_classes=universal_relation_classes(relations))
+    metric(heads, torch.tensor([[index[r] for r in predicted[0]]]), heads, torch.tensor([[index[r] for r in gold[0]]]), torch.ones(1, 4, dtype=torch.bool))
+    scores = metric.get_metric()
+    assert scores["LAS"] == 1.0 and scores["LEM"] == 1.0
+    assert scores["LAS_full"] == 2 / 4
+    # A gold relation the model does not know (-1) is never right.
+    metric(heads, torch.tensor([[0, 0, 0, 0]]), heads, torch.tensor([[-1, 0, 0, 0]]), torch.ones(1, 4, dtype=torch.bool))
+    assert metric.get_metric()["LAS"] == (4 + 3) / 8
