@@ -12,6 +12,7 @@ rank trains on its share of the batches, and only rank 0 writes files.
 
 import json
 import logging
+import math
 import os
 import random
 import shutil
@@ -59,7 +60,7 @@ CONFIG_KEYS = (
 )
 """The top-level keys of a training config."""
 
-DATA_LOADER_KEYS = ("max_tokens", "batch_size", "shuffle", "unlabeled_ratio")
+DATA_LOADER_KEYS = ("max_tokens", "batch_size", "shuffle", "unlabeled_ratio", "min_batches_per_epoch")
 
 
 def train_model(params: Params, serialization_dir: str | PathLike, recover: bool = False, force: bool = False) -> Model:
@@ -159,13 +160,18 @@ def _train(params: Params, serialization_dir: Path, recover: bool) -> Model:
     if batching["max_tokens"] is None and batching["batch_size"] is None:
         raise ConfigurationError("the data_loader block needs max_tokens or batch_size")
     sharding = {"num_replicas": world_size, "rank": rank}
+    training_batching = dict(batching)
+    min_batches = loader_params.pop_int("min_batches_per_epoch", None)
+    if min_batches is not None:
+        if batching["max_tokens"] is None:
+            raise ConfigurationError("data_loader.min_batches_per_epoch needs max_tokens")
+        training_batching["max_tokens"] = _budget_for_batches(datasets["train"], batching["max_tokens"], min_batches * world_size)
 
     def loader(name: str, shuffle: bool) -> InstanceLoader | None:
         if name not in datasets:
             return None
-        return InstanceLoader(
-            datasets[name], model.tensorize, shuffle=shuffle, seed=random_seed, **batching, **sharding
-        )
+        options = training_batching if name == "train" else batching
+        return InstanceLoader(datasets[name], model.tensorize, shuffle=shuffle, seed=random_seed, **options, **sharding)
 
     shuffle = loader_params.pop_bool("shuffle", True)
     train_loader = loader("train", shuffle)
@@ -201,6 +207,20 @@ def _train(params: Params, serialization_dir: Path, recover: bool) -> Model:
         # writing the archive was once seen to abort rank 0's gloo teardown at exit.
         dist.barrier()
     return model
+
+
+def _budget_for_batches(instances: list[Instance], max_tokens: int, min_batches: int) -> int:
+    """The token budget of the training batches: `max_tokens`, or less on a corpus too small to
+    give `min_batches` batches an epoch with it (a small treebank then still gets enough updates
+    per epoch), but never less than its longest sentence."""
+    lengths = [len(instance["words"]) for instance in instances]
+    budget = min(max_tokens, max(max(lengths), math.ceil(sum(lengths) / min_batches)))
+    if budget < max_tokens:
+        logger.info(
+            "training batches of at most %d words instead of %d: %d sentences give at least %d batches an epoch",
+            budget, max_tokens, len(lengths), min_batches,
+        )
+    return budget
 
 
 def _archive(model: Model, serialization_dir: Path) -> Path:

@@ -177,3 +177,15 @@ def test_config_mistakes_are_reported(tmp_path):
         train_model(Params(toy_config(trainer={"optimizer": {"type": "sgd", "lr": -1.0}})), tmp_path / "f")
     with pytest.raises(ConfigurationError, match="validation_metric 'f1' is not among the validation metrics"):
         train_model(Params(toy_config(trainer={"optimizer": "adam", "validation_metric": "+f1"})), tmp_path / "d")
+
+
+def test_min_batches_per_epoch_shrinks_the_budget_on_a_small_corpus():
+    from structkd_plugin.training.train import _budget_for_batches
+    from structkd_plugin.training.trainer import InstanceLoader
+
+    sentences = [{"words": ["w"] * length} for length in [10] * 30 + [25]]  # 325 words
+    assert _budget_for_batches(sentences, 1000, 100) == 25  # never below the longest sentence
+    budget = _budget_for_batches(sentences, 1000, 10)
+    assert budget == 33
+    assert len(InstanceLoader(sentences, lambda batch: batch, shuffle=False, max_tokens=budget)) >= 10
+    assert _budget_for_batches(sentences, 50, 2) == 50  # a large corpus keeps max_tokens
