@@ -15,7 +15,7 @@ from datetime import date
 import torch
 
 from structkd_plugin.archival import load_archive
-from structkd_plugin.commands.predict import predictions
+from structkd_plugin.models.predictions import predictions
 from structkd_plugin.config import import_plugins
 
 

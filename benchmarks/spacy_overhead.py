@@ -23,7 +23,7 @@ from spacy.tokens import Doc
 
 from structkd_plugin.archival import load_archive
 from structkd_plugin.commands.cli import cli
-from structkd_plugin.commands.predict import predictions
+from structkd_plugin.models.predictions import predictions
 from structkd_plugin.config import import_plugins
 
 

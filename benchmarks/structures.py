@@ -323,15 +323,15 @@ def benchmark_rows(sizes, label_counts, repeats):
                 "torch-struct": lambda: ts_crf_marginals(emissions, transitions, lengths),
             })
             add("CRF Viterbi", shape, {
-                "structkd": lambda: LinearChainCRF(emissions, transitions, mask).viterbi(),
+                "structkd": lambda: LinearChainCRF(emissions, transitions, mask).argmax(),
                 "bare": lambda: bare_crf_viterbi(emissions, transitions, lengths),
                 "torch-struct": lambda: ts_crf_viterbi(emissions, transitions, lengths),
             })
-            _, kbest_scores = LinearChainCRF(emissions, transitions, mask).kbest(KBEST)
+            _, kbest_scores = LinearChainCRF(emissions, transitions, mask).topk(KBEST)
             _, bare_kbest_scores = bare_crf_kbest(emissions, transitions, lengths, KBEST)
             check_close("CRF k-best scores", kbest_scores, bare_kbest_scores)
             add(f"CRF {KBEST}-best", shape, {
-                "structkd": lambda: LinearChainCRF(emissions, transitions, mask).kbest(KBEST),
+                "structkd": lambda: LinearChainCRF(emissions, transitions, mask).topk(KBEST),
                 "bare": lambda: bare_crf_kbest(emissions, transitions, lengths, KBEST),
                 "torch-struct": lambda: ts_crf_kbest(emissions, transitions, lengths, KBEST),
             })
@@ -354,12 +354,12 @@ def benchmark_rows(sizes, label_counts, repeats):
             "torch-struct": lambda: ts_eisner_marginals(arc_scores, lengths),
         })
         add("Eisner decode", shape, {
-            "structkd": lambda: ProjectiveTree(arc_scores, mask, single_root=False).decode(),
+            "structkd": lambda: ProjectiveTree(arc_scores, mask, single_root=False).argmax(),
             "bare": lambda: bare_eisner_decode(arc_scores, lengths),
             "torch-struct": lambda: ts_eisner_decode(arc_scores, lengths),
         })
         add("MST decode (single root)", shape, {
-            "structkd": lambda: NonProjectiveTree(arc_scores, mask).decode(),
+            "structkd": lambda: NonProjectiveTree(arc_scores, mask).argmax(),
             "bare": lambda: loop_decode_mst(arc_scores, lengths),
         })
         sib_scores = torch.randn(BATCH, n + 1, n + 1, n + 1, generator=generator)

@@ -38,9 +38,9 @@ from structkd_plugin.config import (
     import_structkd_registrations,
 )
 from structkd_plugin.data import DatasetReader, Vocabulary
+from structkd_plugin.file_safety import write_atomically, write_json
 from structkd_plugin.models.model import Model
-from structkd_plugin.training.checkpoint import save_weights, write_atomically, write_json
-from structkd_plugin.training.trainer import training_device
+from structkd_plugin.weights import device_for, save_weights
 
 __all__ = [
     "Archive",
@@ -207,7 +207,7 @@ def _load(root: Path, path: Path, kind: str, overrides: str | None, cuda_device:
                 validation_dataset_reader = DatasetReader.from_params(validation_reader_params)
     _check_weights_fit(path, model, weights)
     model.load_state_dict(weights, strict=True)
-    model.to(training_device(cuda_device)).eval()
+    model.to(device_for(cuda_device)).eval()
     return Archive(model, config, vocab, meta, dataset_reader, validation_dataset_reader)
 
 

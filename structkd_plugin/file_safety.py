@@ -3,8 +3,9 @@ inputs and appear whole or not at all, permissions from the user's umask, and th
 two runs out of one serialization directory.
 
 - `check_not_an_input(output, inputs, option)`: refuses an output path that names an input file.
-- `atomic_text_output(path)`: a text file written under a temporary name beside `path` and renamed
-  into place once complete; a failure leaves `path` as it was.
+- `atomic_text_output(path)`, `write_atomically(path, write)`, `write_json(path, content)`: files
+  written under a temporary name beside `path` and renamed into place once complete; a failure
+  leaves `path` as it was.
 - `with_umask_permissions(path)`: gives a file made by `tempfile` (mode 600) the permissions an
   ordinary `open` would have given it.
 - `RunLock(directory)`: a `.lock` file holding the pid of the run that owns the directory; a lock
@@ -12,17 +13,26 @@ two runs out of one serialization directory.
   dead run left.
 """
 
+import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-__all__ = ["OutputError", "RunLock", "atomic_text_output", "check_not_an_input", "with_umask_permissions"]
+__all__ = [
+    "OutputError",
+    "RunLock",
+    "atomic_text_output",
+    "check_not_an_input",
+    "with_umask_permissions",
+    "write_atomically",
+    "write_json",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +86,29 @@ def atomic_text_output(path: str | PathLike) -> Iterator[TextIO]:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_atomically(path: str | PathLike, write: Callable[[Path], None]) -> None:
+    """Calls `write(temporary_path)` and then renames the temporary file to `path`, so that `path`
+    is either its old self or complete, never half-written. The temporary file lives in the same
+    directory (a rename is atomic only within one file system) and is removed if `write` fails."""
+    path = Path(path)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(descriptor)
+    try:
+        write(Path(temporary))
+        with_umask_permissions(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | PathLike, content: Any) -> None:
+    """Writes `content` as indented JSON to `path`, atomically."""
+    text = json.dumps(content, indent=2) + "\n"
+    write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+
 
 
 def _process_alive(pid: int) -> bool:

@@ -18,7 +18,7 @@ import torch
 from tango.common import Params
 
 from structkd_plugin.archival import Archive, load_archive
-from structkd_plugin.commands.predict import predictions
+from structkd_plugin.models.predictions import predictions
 from structkd_plugin.config import import_structkd_registrations
 from structkd_plugin.training.train import train_model
 

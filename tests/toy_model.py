@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 from structkd_plugin.data import Vocabulary, pad_sequences
+from structkd_plugin.models.metrics import SpanF1, TokenAccuracy
 from structkd_plugin.models.model import Instance, Model
-from structkd_plugin.training.metrics import SpanF1, TokenAccuracy
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 FIXTURES = REPOSITORY / "fixtures"

@@ -7,7 +7,8 @@ import click
 
 from structkd_plugin.archival import load_archive
 from structkd_plugin.commands.cli import cli, include_package_option, overrides_option
-from structkd_plugin.commands.predict import predictions, write_predictions
+from structkd_plugin.commands.predict import write_predictions
+from structkd_plugin.models.predictions import predictions
 from structkd_plugin.config import import_plugins
 from structkd_plugin.data import DataError
 from structkd_plugin.file_safety import atomic_text_output, check_not_an_input

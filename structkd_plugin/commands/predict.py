@@ -16,26 +16,24 @@ name and renamed once complete, and is never one of the command's inputs.
 
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextlib import nullcontext
-from itertools import islice
 from typing import Any, TextIO
 
 import click
-import torch
 from tango.common import Params
 
 from structkd_plugin.archival import load_archive
 from structkd_plugin.commands.cli import cli, include_package_option, overrides_option
 from structkd_plugin.config import check_registered_name, explained_configuration_errors, import_plugins
-from structkd_plugin.data import INPUT_LABEL_KEYS, DataError, DatasetReader, Instance, move_to_device, without_labels
+from structkd_plugin.data import INPUT_LABEL_KEYS, DataError, DatasetReader, without_labels
 from structkd_plugin.data.universal_dependencies import (
     UniversalDependenciesDatasetReader,
     sentence_blocks,
     with_predicted_columns,
 )
 from structkd_plugin.file_safety import atomic_text_output, check_not_an_input
-from structkd_plugin.models.model import Model
+from structkd_plugin.models.predictions import predictions
 
 # The per-token columns written after the word for predictions without `heads`.
 TAGGING_COLUMNS = ("upos", "xpos", "tags")
@@ -115,16 +113,6 @@ def write_predictions(
     for count, prediction in enumerate(predicted, start=1):
         write(prediction, output)
     return count
-
-
-def predictions(model: Model, instances: Iterable[Instance], batch_size: int) -> Iterator[dict[str, Any]]:
-    """The model's prediction for each instance, in order, computed `batch_size` at a time."""
-    instances = iter(instances)
-    with torch.no_grad():
-        while batch_instances := list(islice(instances, batch_size)):
-            batch = model.tensorize(batch_instances)
-            output = model(**move_to_device(batch, model.device))
-            yield from model.make_predictions(output, batch)
 
 
 def _write_json_line(prediction: dict[str, Any], output: TextIO) -> None:

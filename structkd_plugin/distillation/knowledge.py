@@ -160,7 +160,7 @@ def teacher_knowledge(
         probs = (teacher.emissions / temperature.value).softmax(dim=-1) * teacher.mask[..., None]
         knowledge.token_probs = convert_unary_marginals(probs, label_map) if label_map is not None else probs
     if "kbest" in needs:
-        tags, scores = teacher.distribution().kbest(k)
+        tags, scores = teacher.distribution().topk(k)
         knowledge.kbest_log_probs = scores - teacher.distribution().log_partition()[:, None]
         knowledge.kbest_tags = label_map.argmax(dim=-1)[tags] if label_map is not None else tags
     if "scores" in needs:
@@ -241,7 +241,7 @@ class ParserScores:
         """The parser's own decoding, `heads [B, n]` over the words: the best tree of a tree CRF,
         else the maximum spanning tree of the log head marginals."""
         if self.tree in ("nonprojective", "projective"):
-            return self.distribution().decode()[:, 1:]
+            return self.distribution().argmax()[:, 1:]
         log_marginals = self.head_marginals().clamp_min(torch.finfo(self.arc_scores.dtype).tiny).log()
         return maximum_spanning_arborescence(log_marginals, self.mask, single_root=True)[:, 1:]
 
@@ -337,7 +337,7 @@ def parser_knowledge(
         knowledge.scores = TaggerScores(emissions=label_scores(teacher, label_heads, label_relations), mask=words)
     if "kbest" in needs:
         if teacher.is_factorized:
-            tags, scores = as_tagger.distribution().kbest(k)
+            tags, scores = as_tagger.distribution().topk(k)
             knowledge.kbest_log_probs = scores - as_tagger.distribution().log_partition()[:, None]
             knowledge.kbest_tags = tags
         elif k == 1:
@@ -356,6 +356,12 @@ def parser_knowledge(
 def by_dependent(tensor: torch.Tensor) -> torch.Tensor:
     """`[B, n+1 (head), n+1 (dependent), ...]` -> `[B, n (word), n+1 (head), ...]`: each word's row of heads."""
     return tensor.transpose(1, 2)[:, 1:]
+
+
+def by_head(tensor: torch.Tensor) -> torch.Tensor:
+    """The inverse of `by_dependent`: `[B, n (word), n+1 (head), ...]` -> `[B, n+1 (head), n+1
+    (dependent), ...]`, zero in the root's column (nothing heads the root)."""
+    return torch.cat([torch.zeros_like(tensor[:, :1]), tensor], dim=1).transpose(1, 2)
 
 
 @torch.no_grad()

@@ -22,7 +22,7 @@ the names follow the issue tracker:
 import torch
 from tango.common import Registrable
 
-from structkd_plugin.distillation.knowledge import ParserScores, TaggerScores, TeacherKnowledge, Temperature, by_dependent
+from structkd_plugin.distillation.knowledge import ParserScores, TaggerScores, TeacherKnowledge, Temperature, by_dependent, by_head
 from structkd_plugin.structures import gather_heads, head_selection_log_probs
 
 
@@ -273,30 +273,18 @@ class StructuralDistillation(KDObjective):
         t = temperature.value
         if student.is_parser:
             return self._parser_loss(teacher, student, t)
+        # -E_t[log p_s(y)] = log Z_s - sum_u P_t(u) s_s(u): the structures' own cross-entropy, from
+        # the teacher's marginals over the student's factors.
         distribution = student.distribution(t)
-        mask = student.mask
-        unary_term = _masked_sum((teacher.unary * student.emissions / t).sum(dim=-1), mask)
-        expected_score = unary_term
-        if student.is_crf:
-            finite = torch.isfinite(student.transitions)
-            transitions = torch.where(finite, student.transitions, torch.zeros_like(student.transitions)) / t
-            expected_score = expected_score + (teacher.pairwise * transitions).sum(dim=(-1, -2, -3))
-            lengths = mask.sum(dim=-1)
-            first = teacher.unary[:, 0]
-            last = teacher.unary.gather(1, (lengths - 1).clamp_min(0)[:, None, None].expand(-1, 1, teacher.unary.size(-1))).squeeze(1)
-            for boundary, marginals in ((student.start, first), (student.end, last)):
-                if boundary is not None:
-                    finite_boundary = torch.where(torch.isfinite(boundary), boundary, torch.zeros_like(boundary))
-                    expected_score = expected_score + (marginals * finite_boundary / t).sum(dim=-1)
-        return (distribution.log_partition() - expected_score) * t**2
+        marginals = (teacher.unary, teacher.pairwise) if student.is_crf else teacher.unary
+        return (distribution.log_partition() - distribution.expected_score(marginals)) * t**2
 
     @staticmethod
     def _parser_loss(teacher: TeacherKnowledge, student: ParserScores, t: float) -> torch.Tensor:
         words = _words(student)
         if student.tree in ("nonprojective", "projective"):
-            scores = by_dependent(student.arc_scores) / t
-            expected = torch.where(teacher.arcs > 0, teacher.arcs * scores, torch.zeros_like(scores)).sum(-1)
-            arc_term = student.distribution(t).log_partition() - _masked_sum(expected, words)
+            tree = student.distribution(t)
+            arc_term = tree.log_partition() - tree.expected_score(by_head(teacher.arcs))
         else:
             arc_term = _masked_sum(_cross_entropy(teacher.arcs, _student_head_log_probs(student, t)), words)
         return (arc_term + _relation_term(teacher.arcs, teacher.relations, student, t, _cross_entropy)) * t**2

@@ -189,7 +189,7 @@ class BiaffineParser(DependencyParser):
         arc_scores, relation_scores = self.first_order_scores(encoded)
         tree = self.tree(arc_scores, tree_mask)
         output = {"arc_scores": arc_scores, "relation_scores": relation_scores, "mask": tree_mask}
-        output.update(self.predict(tree.decode(), relation_scores, mask))
+        output.update(self.predict(tree.argmax(), relation_scores, mask))
         if heads is not None:
             if self.tree_kind == "local":
                 log_probs = head_selection_log_probs(arc_scores, tree_mask)

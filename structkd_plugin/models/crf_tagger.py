@@ -79,7 +79,7 @@ class CrfTagger(SequenceTagger):
     ) -> dict[str, torch.Tensor]:
         emissions = self.emissions(words, mask)
         crf = self.crf(emissions, mask)
-        predicted, _ = crf.viterbi()
+        predicted, _ = crf.argmax()
         output = {
             "emissions": emissions,
             "transitions": crf.transitions,

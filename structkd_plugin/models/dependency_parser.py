@@ -24,8 +24,8 @@ from typing import Any
 import torch
 
 from structkd_plugin.data import Vocabulary, pad_sequences
+from structkd_plugin.models.metrics import AttachmentScores, universal_relation_classes
 from structkd_plugin.models.model import Instance, Model
-from structkd_plugin.training.metrics import AttachmentScores, universal_relation_classes
 
 PUNCTUATION_UPOS = "PUNCT"
 

@@ -102,7 +102,7 @@ class SecondOrderParser(BiaffineParser):
             "relation_scores": relation_scores,
             "mask": tree_mask,
         }
-        output.update(self.predict(self.tree(log_marginals, tree_mask).decode(), relation_scores, mask))
+        output.update(self.predict(self.tree(log_marginals, tree_mask).argmax(), relation_scores, mask))
         if heads is not None:
             arc_loss = -gather_heads(log_marginals, heads).masked_fill(~mask, 0.0).sum() / mask.shape[0]
             self.add_loss_and_metrics(output, arc_loss, heads, relations, mask, punctuation)

@@ -14,9 +14,9 @@ from allennlp_light.modules.seq2seq_encoders import PassThroughEncoder
 from tango.common import Lazy
 
 from structkd_plugin.data import Vocabulary, pad_sequences
+from structkd_plugin.models.metrics import SpanF1, TokenAccuracy
 from structkd_plugin.models.model import Instance, Model
 from structkd_plugin.modules import TextEmbedder
-from structkd_plugin.training.metrics import SpanF1, TokenAccuracy
 
 
 class SequenceTagger(Model):

@@ -12,8 +12,8 @@ from spacy.util import minibatch
 from thinc.api import CupyOps, get_current_ops
 
 from structkd_plugin.archival import Archive, load_model_directory, save_model_directory
-from structkd_plugin.commands.predict import predictions
 from structkd_plugin.models.model import Instance, Model
+from structkd_plugin.models.predictions import predictions
 
 # A segment's prediction: the offset of its first token in its doc, and `make_predictions`' dict.
 SegmentPrediction = tuple[int, dict[str, Any]]

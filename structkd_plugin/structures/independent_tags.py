@@ -14,10 +14,11 @@ Shapes: `emissions [B, n, L]`, `mask [B, n]` bool (real tokens a prefix of each 
 
 import torch
 
+from structkd_plugin.structures.distribution import StructuredDistribution, finite
 from structkd_plugin.structures.linear_chain_crf import LinearChainCRF
 
 
-class IndependentTags:
+class IndependentTags(StructuredDistribution):
     """Independent per-position softmax distributions over L tags, batched and masked.
 
     # Parameters
@@ -56,20 +57,29 @@ class IndependentTags:
         """`[B, n, L]`: P(y_i = b), zero at padding."""
         return self.log_probs().exp() * self.mask[..., None]
 
+    def marginals(self) -> torch.Tensor:
+        """The factors are single tags: `unary_marginals()`."""
+        return self.unary_marginals()
+
+    def expected_score(self, marginals: torch.Tensor) -> torch.Tensor:
+        """`[B]`: sum over real positions and labels of `marginals [B, n, L]` times the tempered
+        scores (-inf scores, of marginal 0, count 0)."""
+        return torch.where(self.mask, (marginals * finite(self.emissions)).sum(-1), 0.0).sum(-1)
+
     def pairwise_marginals(self) -> torch.Tensor:
         """`[B, n, L, L]`: entry i holds P(y_{i-1} = a, y_i = b); entry 0 and padding are zero."""
         unary = self.unary_marginals()
         pairwise = unary[:, :-1, :, None] * unary[:, 1:, None, :]
         return torch.cat([torch.zeros_like(pairwise[:, :1]), pairwise], dim=1)
 
-    def viterbi(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def argmax(self) -> tuple[torch.Tensor, torch.Tensor]:
         """`(tags [B, n], scores [B])`: each position's best label (padding tags 0)."""
         scores, tags = self.emissions.max(dim=-1)
         return tags.masked_fill(~self.mask, 0), scores.masked_fill(~self.mask, 0.0).sum(dim=-1)
 
-    def kbest(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def topk(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """`(tags [B, k, n], scores [B, k])`: the k best distinct sequences, best first, as
-        `LinearChainCRF.kbest` returns them (padding, and the rows of missing sequences, all 0).
+        `LinearChainCRF.topk` returns them (padding, and the rows of missing sequences, all 0).
 
         Each position's label in any of the k best sequences is among that position's k best
         labels (any other could be swapped for each of those k, giving k sequences at least as
@@ -78,14 +88,10 @@ class IndependentTags:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         candidate_scores, candidates = self.emissions.topk(min(k, self.emissions.size(-1)), dim=-1)
-        choices, scores = IndependentTags(candidate_scores, self.mask)._as_crf().kbest(k)
+        choices, scores = IndependentTags(candidate_scores, self.mask)._as_crf().topk(k)
         tags = candidates[:, None].expand(-1, k, -1, -1).gather(-1, choices[..., None]).squeeze(-1)
         missing = ~self.mask[:, None, :] | torch.isneginf(scores)[:, :, None]
         return tags.masked_fill(missing, 0), scores
-
-    def entropy(self) -> torch.Tensor:
-        """`[B]`: the sum of the positions' entropies."""
-        return -(self.unary_marginals() * self.log_probs()).sum(dim=(-1, -2))
 
     def _as_crf(self) -> LinearChainCRF:
         labels = self.emissions.size(-1)

@@ -27,8 +27,8 @@ Every dynamic program loops over positions only; each step is a few batched oper
   forward-backward. When the inputs require grad (and grad mode is on) the call uses
   ``create_graph=True``, so the marginals are themselves differentiable.
 * ``entropy``: ``H = log Z - E[S / T]``, the expectation taken with the marginals.
-* ``viterbi``: the max-product forward algorithm with back-pointers, then one backtracking loop.
-* ``kbest``: each (position, tag) keeps its ``k`` best partial sequences, sorted. Those of tag ``b``
+* ``argmax`` (Viterbi): the max-product forward algorithm with back-pointers, then one backtracking loop.
+* ``topk``: each (position, tag) keeps its ``k`` best partial sequences, sorted. Those of tag ``b``
   at position ``i`` are the ``k`` best of ``{best_{i-1}(a)[r] + A_i(a, b)} + e_i(b)`` over previous
   tags ``a`` and ranks ``r``: a merge of ``L`` sorted lists, done in ``k`` rounds that each take the
   best remaining head (cheaper on CPU than ``topk`` over all ``L * k`` candidates). Different
@@ -55,6 +55,7 @@ import itertools
 import torch
 import torch.nn.functional as F
 
+from structkd_plugin.structures.distribution import StructuredDistribution, finite
 from structkd_plugin.structures.masks import check_prefix_mask
 
 _FORBIDDEN = -1e30
@@ -66,7 +67,7 @@ def _max_and_argmax(scores, dim):
     return scores.gather(dim, index), index
 
 
-class LinearChainCRF:
+class LinearChainCRF(StructuredDistribution):
     """A batch of linear-chain CRF distributions over tag sequences.
 
     Args:
@@ -94,7 +95,7 @@ class LinearChainCRF:
         batch_size, length, num_tags = emissions.shape
         if mask.dtype != torch.bool or mask.shape != (batch_size, length):
             raise ValueError(f"mask must be a bool tensor of shape {(batch_size, length)}")
-        check_prefix_mask(mask)
+        check_prefix_mask(mask, first="the first word")
         if transitions.shape not in ((num_tags, num_tags), (batch_size, length, num_tags, num_tags)):
             raise ValueError(
                 f"transitions must be [L, L] or [B, n, L, L] with (B, n, L) = "
@@ -102,8 +103,6 @@ class LinearChainCRF:
             )
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
-        if not (mask[:, 0].all() and (mask[:, 1:] <= mask[:, :-1]).all()):
-            raise ValueError("mask must mark a non-empty prefix of every sentence")
         start = emissions.new_zeros(num_tags) if start is None else start
         end = emissions.new_zeros(num_tags) if end is None else end
         for name, scores in (("start", start), ("end", end)):
@@ -163,8 +162,25 @@ class LinearChainCRF:
         """
         return self._marginals()["pairwise"]
 
+    def marginals(self):
+        """``(unary [B, n, L], pairwise [B, n, L, L])``: the factors' marginals (see
+        ``unary_marginals`` and ``pairwise_marginals``; the first and last tags' are unary ones)."""
+        return self.unary_marginals(), self.pairwise_marginals()
+
+    def expected_score(self, marginals):
+        """``sum_u P(u) s(u)`` over this CRF's tempered factors (emissions, transitions, start,
+        end) for marginals ``(unary, pairwise)`` of any distribution over the same sentences ->
+        ``[B]``. Forbidden (-inf) factors count 0: their marginals are 0."""
+        unary, pairwise = marginals
+        num_tags = unary.shape[-1]
+        emission = torch.where(self.mask, (unary * finite(self.emissions)).sum(-1), 0.0).sum(1)
+        transition = (pairwise * finite(self.transitions)).sum((-1, -2)).sum(1)
+        last = unary.gather(1, (self.lengths - 1)[:, None, None].expand(-1, 1, num_tags)).squeeze(1)
+        return emission + transition + (unary[:, 0] * finite(self.start)).sum(1) + (last * finite(self.end)).sum(1)
+
     def entropy(self):
-        """Shannon entropy (nats) of each sentence's tempered distribution -> ``[B]``."""
+        """Shannon entropy (nats) of each sentence's tempered distribution -> ``[B]``: the base's
+        ``log Z - E[S]``, computed on the forward pass's shifted scores for stability."""
         forward, marginals = self._forward(), self._marginals()
         num_tags = self.emissions.shape[-1]
         last_unary = marginals["unary"].gather(
@@ -260,7 +276,7 @@ class LinearChainCRF:
     # Max-product: Viterbi and k-best
 
     @torch.no_grad()
-    def viterbi(self):
+    def argmax(self):
         """The highest-scoring sequence -> ``(tags [B, n] long, scores [B])``; padding tags are 0.
 
         Scores are tempered (``S / T``) and carry no gradient; ``log_score(tags)`` gives one.
@@ -278,7 +294,7 @@ class LinearChainCRF:
         return tags.masked_fill(~self.mask, 0), best[:, 0]
 
     @torch.no_grad()
-    def kbest(self, k):
+    def topk(self, k):
         """The ``k`` highest-scoring distinct sequences, best first.
 
         Returns ``(tags [B, k, n] long, scores [B, k])``; padding tags are 0. Scores are tempered

@@ -77,7 +77,7 @@ def second_order_mean_field(
         column, padding rows and columns and the diagonal are exactly 0. Differentiable with
         respect to all three score tensors.
     """
-    check_prefix_mask(mask.bool(), root=True)
+    check_prefix_mask(mask.bool(), first="the root")
     if iterations < 0:
         raise ValueError(f"iterations must be >= 0, got {iterations}")
     batch, size, _ = arc_scores.shape

@@ -76,7 +76,7 @@ def maximum_spanning_arborescence(arc_scores, mask, single_root=True):
     Returns:
         ``[B, n+1]`` long heads; ``heads[:, 0]`` and padding positions are 0.
     """
-    check_prefix_mask(mask, root=True)
+    check_prefix_mask(mask, first="the root")
     batch_size, size, _ = arc_scores.shape
     device = arc_scores.device
     nodes = torch.arange(size, device=device)

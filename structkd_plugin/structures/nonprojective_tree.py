@@ -36,7 +36,7 @@ Precision: float32 scores give results correct to float32 precision relative to 
 magnitude (up to +-1e4); float64 scores lose at most about 1e-8 relatively on log Z (marginals:
 about 1e-7 absolute). If no tree is possible, log Z is -inf or a huge negative number.
 
-Marginals P(h -> d) are the gradient of log Z with respect to the arc scores. decode() returns
+Marginals P(h -> d) are the gradient of log Z with respect to the arc scores. argmax() returns
 the maximum spanning arborescence (:mod:`structkd_plugin.structures.mst`).
 """
 
@@ -45,6 +45,7 @@ import math
 
 import torch
 
+from structkd_plugin.structures.distribution import StructuredDistribution, finite
 from structkd_plugin.structures.masks import check_prefix_mask
 from structkd_plugin.structures.mst import maximum_spanning_arborescence
 
@@ -53,7 +54,7 @@ from structkd_plugin.structures.mst import maximum_spanning_arborescence
 _MAX_PRECISION_LOSS = 18.0
 
 
-class _ArcFactoredTree:
+class _ArcFactoredTree(StructuredDistribution):
     """Shared part of the tree distributions: arguments, caching, marginals by autograd.
 
     Subclasses implement ``_log_partition(arc_scores) -> [B]`` (differentiable) and
@@ -67,7 +68,7 @@ class _ArcFactoredTree:
             raise ValueError(f"arc_scores must be [B, n+1, n+1], got {tuple(arc_scores.shape)}")
         if mask.shape != arc_scores.shape[:2]:
             raise ValueError(f"mask must be {tuple(arc_scores.shape[:2])}, got {tuple(mask.shape)}")
-        check_prefix_mask(mask.bool(), root=True)
+        check_prefix_mask(mask.bool(), first="the root")
         self.arc_scores = arc_scores
         self.mask = mask.bool()
         self.single_root = single_root
@@ -104,7 +105,12 @@ class _ArcFactoredTree:
             (self._marginals,) = torch.autograd.grad(total, leaf, create_graph=leaf is self.arc_scores)
         return self._marginals
 
-    def decode(self):
+    def expected_score(self, marginals):
+        """``sum P(h -> d) s(h, d)`` over arcs, for arc marginals ``[B, n+1, n+1]`` of any tree
+        distribution over the same sentences (zero where no arc can be) -> ``[B]``."""
+        return (marginals * finite(self.arc_scores)).sum((1, 2))
+
+    def argmax(self):
         """Highest-scoring tree of every sentence, heads ``[B, n+1]`` long (root and padding 0)."""
         if self._heads is None:
             self._heads = self._decode()
@@ -120,7 +126,7 @@ class NonProjectiveTree(_ArcFactoredTree):
         single_root: if True (default), exactly one word is attached to the root.
 
     Methods: ``log_partition() -> [B]``, ``marginals() -> [B, n+1, n+1]``,
-    ``decode() -> heads [B, n+1]`` (see the module docstring for the conventions).
+    ``argmax() -> heads [B, n+1]`` (see the module docstring for the conventions).
     """
 
     def _log_partition(self, arc_scores):

@@ -51,7 +51,7 @@ class ProjectiveTree(_ArcFactoredTree):
         single_root: if True (default), exactly one word is attached to the root.
 
     Methods: ``log_partition() -> [B]``, ``marginals() -> [B, n+1, n+1]``,
-    ``decode() -> heads [B, n+1]`` (see the module docstring for the conventions).
+    ``argmax() -> heads [B, n+1]`` (see the module docstring for the conventions).
     """
 
     def _log_partition(self, arc_scores):

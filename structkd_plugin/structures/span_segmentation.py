@@ -41,13 +41,14 @@ high-scoring spans conflict, and the integer prefix sums are exact (up to 2^24 i
 import torch
 import torch.nn.functional as F
 
+from structkd_plugin.structures.distribution import StructuredDistribution, finite
 from structkd_plugin.structures.label_schemes import scheme_tag_set
 from structkd_plugin.structures.masks import check_prefix_mask
 
 TAG_SCHEMES = ("BIOES", "BIO")
 
 
-class SpanSegmentation:
+class SpanSegmentation(StructuredDistribution):
     """Sets of non-overlapping labeled spans with P(set) proportional to exp(sum of span scores).
 
     Args:
@@ -59,7 +60,7 @@ class SpanSegmentation:
 
     Results are computed on first use and cached: ask one object for everything you need.
     `log_partition` records the forward algorithm with autograd (even under torch.no_grad()), and
-    `span_marginals` and `tag_marginals` come from one backward pass through that record. They are
+    `marginals` and `tag_marginals` come from one backward pass through that record. They are
     differentiable when `span_scores` requires grad; then request them before calling backward()
     through `log_partition()` (or call that backward with retain_graph=True).
     """
@@ -96,9 +97,15 @@ class SpanSegmentation:
         forward = self._recorded_forward()
         return forward["log_z"] if forward["differentiable"] else forward["log_z"].detach()
 
-    def span_marginals(self) -> torch.Tensor:
+    def marginals(self) -> torch.Tensor:
         """P(span i..j with label r is in the set), [B, n, n, R]; 0 at ignored entries."""
         return self._marginals()["spans"]
+
+    def expected_score(self, marginals: torch.Tensor) -> torch.Tensor:
+        """`[B]`: sum over allowed labeled spans of `marginals [B, n, n, R]` (of any span
+        distribution over the same sentences) times this one's span scores."""
+        weighted = (marginals * finite(self.span_scores)).sum(-1)
+        return torch.where(self._span_allowed, weighted, 0.0).sum((1, 2))
 
     def _differentiable(self) -> bool:
         return torch.is_grad_enabled() and self.span_scores.requires_grad
@@ -188,7 +195,7 @@ class SpanSegmentation:
         Returns:
             (P, tags): P [B, n, T] with P[b, t, k] the probability that token t has tag tags[k];
             tags is "O" first, then for each label in order its B, I (, E, S) tags. Rows sum to 1
-            at real tokens and are 0 at padding. Differentiable like `span_marginals`.
+            at real tokens and are 0 at padding. Differentiable like `marginals`.
         """
         if scheme not in TAG_SCHEMES:
             raise ValueError(f"unknown tag scheme {scheme!r}; expected one of {TAG_SCHEMES}")
@@ -227,7 +234,7 @@ class SpanSegmentation:
     # ------------------------------------------------------------------ max-product
 
     @torch.no_grad()
-    def decode(self) -> list[list[tuple[int, int, int]]]:
+    def argmax(self) -> list[list[tuple[int, int, int]]]:
         """The highest-scoring set of spans of each sentence, by semi-Markov Viterbi.
 
         Returns:

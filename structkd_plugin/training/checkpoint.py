@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -26,55 +25,14 @@ from typing import Any
 import safetensors.torch
 import torch
 
-from structkd_plugin.file_safety import with_umask_permissions
+from structkd_plugin.file_safety import with_umask_permissions, write_atomically
+from structkd_plugin.weights import load_weights, save_weights
 
-__all__ = [
-    "Checkpointer",
-    "load_tensor_tree",
-    "load_weights",
-    "save_tensor_tree",
-    "save_weights",
-    "write_atomically",
-    "write_json",
-]
+__all__ = ["Checkpointer", "load_tensor_tree", "save_tensor_tree"]
 
 _CHECKPOINT_NAME = re.compile(r"^epoch_(\d+)$")
 # Markers of the values JSON has no type for, in the JSON half of a tensor tree.
 _TENSOR, _TUPLE, _ITEMS = "__tensor__", "__tuple__", "__items__"
-
-
-def write_atomically(path: str | PathLike, write: Callable[[Path], None]) -> None:
-    """Calls `write(temporary_path)` and then renames the temporary file to `path`, so that `path`
-    is either its old self or complete, never half-written. The temporary file lives in the same
-    directory (a rename is atomic only within one file system) and is removed if `write` fails."""
-    path = Path(path)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(descriptor)
-    try:
-        write(Path(temporary))
-        with_umask_permissions(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def write_json(path: str | PathLike, content: Any) -> None:
-    """Writes `content` as indented JSON to `path`, atomically."""
-    text = json.dumps(content, indent=2) + "\n"
-    write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
-
-
-def save_weights(state_dict: dict[str, torch.Tensor], path: str | PathLike) -> None:
-    """Writes a model's `state_dict` to a safetensors file, atomically."""
-    # Copies on the CPU: safetensors refuses tensors that share memory (tied weights).
-    tensors = {name: tensor.detach().to("cpu", copy=True).contiguous() for name, tensor in state_dict.items()}
-    write_atomically(path, lambda temporary: safetensors.torch.save_file(tensors, str(temporary)))
-
-
-def load_weights(path: str | PathLike) -> dict[str, torch.Tensor]:
-    """Reads a safetensors file written by `save_weights` (onto the CPU)."""
-    return safetensors.torch.load_file(str(path))
 
 
 def save_tensor_tree(tree: Any, directory: str | PathLike, name: str) -> None:

@@ -33,10 +33,11 @@ from structkd_plugin.archival import archive_model
 from structkd_plugin.config import building, check_keys, explained_configuration_errors, import_structkd_registrations
 from structkd_plugin.data import INPUT_LABEL_KEYS, DataError, DatasetReader, Instance, Vocabulary, without_labels
 from structkd_plugin.data.sentence_store import SentenceStore
-from structkd_plugin.file_safety import RunLock
+from structkd_plugin.file_safety import RunLock, write_json
 from structkd_plugin.models.model import Model
-from structkd_plugin.training.checkpoint import Checkpointer, save_weights, write_json
+from structkd_plugin.training.checkpoint import Checkpointer
 from structkd_plugin.training.trainer import InstanceLoader, InterleavedLoader, Trainer, evaluate
+from structkd_plugin.weights import save_weights
 
 __all__ = ["CONFIG_KEYS", "train_model"]
 

@@ -37,7 +37,6 @@ and metrics are merged across ranks, and only rank 0 writes files.
 import json
 import logging
 import math
-import os
 import random
 import sys
 import time
@@ -57,11 +56,13 @@ from tqdm import tqdm
 
 from structkd_plugin.data import TokenBudgetBatchSampler, move_to_device
 from structkd_plugin.data.sentence_store import SentenceStore, instance_lengths
+from structkd_plugin.file_safety import write_json
 from structkd_plugin.models.model import Instance, Model
 from structkd_plugin.progress import FINAL_LINE_AFTER, ProgressLog, progress
-from structkd_plugin.training.checkpoint import Checkpointer, load_weights, save_weights, write_json
+from structkd_plugin.training.checkpoint import Checkpointer
+from structkd_plugin.weights import device_for, load_weights, save_weights
 
-__all__ = ["InstanceLoader", "InterleavedLoader", "Trainer", "evaluate", "training_device"]
+__all__ = ["InstanceLoader", "InterleavedLoader", "Trainer", "evaluate"]
 
 logger = logging.getLogger(__name__)
 
@@ -178,18 +179,6 @@ class InterleavedLoader:
             unlabeled_pass, first = unlabeled_pass + 1, 0
 
 
-def training_device(cuda_device: int) -> torch.device:
-    """The device of `cuda_device` (-1 = CPU). In a distributed run on GPUs each process uses
-    the GPU of its `LOCAL_RANK`, as `torchrun` sets it."""
-    if cuda_device < 0:
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise ConfigurationError(f"cuda_device is {cuda_device}, but this machine has no usable GPU")
-    if dist.is_initialized():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cuda", cuda_device)
-
-
 def evaluate(
     model: Model, batches: InstanceLoader, device: torch.device, description: str = "evaluating"
 ) -> dict[str, float]:
@@ -280,7 +269,7 @@ class Trainer(FromParams):
         if patience is not None and patience < 1:
             raise ConfigurationError(f"patience must be >= 1 or null, not {patience}")
         self.serialization_dir = Path(serialization_dir)
-        self.device = training_device(cuda_device)
+        self.device = device_for(cuda_device)
         self.model = model.to(self.device)
         self.train_loader = train_loader
         self.validation_loader = validation_loader

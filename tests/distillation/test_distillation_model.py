@@ -9,7 +9,7 @@ import torch
 from tango.common import Params
 
 from structkd_plugin.archival import load_archive
-from structkd_plugin.commands.predict import predictions
+from structkd_plugin.models.predictions import predictions
 from structkd_plugin.config import import_structkd_registrations
 from structkd_plugin.data import UniversalNerDatasetReader, Vocabulary, without_labels
 from structkd_plugin.distillation import DistillationModel

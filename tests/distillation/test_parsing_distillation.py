@@ -8,7 +8,7 @@ import torch
 from tango.common import Params
 
 from structkd_plugin.archival import load_archive
-from structkd_plugin.commands.predict import predictions
+from structkd_plugin.models.predictions import predictions
 from structkd_plugin.config import import_structkd_registrations, load_config
 from structkd_plugin.data import DatasetReader, UniversalDependenciesDatasetReader, Vocabulary, without_labels
 from structkd_plugin.distillation.objectives import KDObjective

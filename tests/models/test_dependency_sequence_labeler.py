@@ -87,7 +87,7 @@ def test_training_overfits_the_fixture(trained):
 
 def test_predictions_are_single_root_trees_and_match_the_metrics(trained):
     encoding, _, _, archive = trained
-    from structkd_plugin.commands.predict import predictions
+    from structkd_plugin.models.predictions import predictions
 
     model, gold = archive.model, instances(encoding)
     predicted = list(predictions(model, gold, 7))

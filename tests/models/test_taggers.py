@@ -8,7 +8,7 @@ import torch
 from tango.common import Params
 
 from structkd_plugin.archival import load_archive
-from structkd_plugin.commands.predict import predictions
+from structkd_plugin.models.predictions import predictions
 from structkd_plugin.data import UniversalNerDatasetReader, Vocabulary
 from structkd_plugin.models import CrfTagger, Model
 from structkd_plugin.structures import LinearChainCRF
@@ -60,7 +60,7 @@ def test_training_learns_something_and_writes_the_metrics(trained):
 
 def test_evaluation_metrics_match_predictions(trained):
     """The archived model's span F1 on dev equals conlleval's F1 of its predictions."""
-    from structkd_plugin.training.metrics import SpanF1
+    from structkd_plugin.models.metrics import SpanF1
 
     model = load_archive(trained / "model.tar.gz").model
     instances = dev_instances()

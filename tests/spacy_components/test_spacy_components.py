@@ -13,7 +13,7 @@ import spacy
 from spacy.tokens import Doc
 
 from structkd_plugin.archival import ArchiveError, load_archive
-from structkd_plugin.commands.predict import predictions
+from structkd_plugin.models.predictions import predictions
 from structkd_plugin.data import UniversalDependenciesDatasetReader, UniversalNerDatasetReader
 from structkd_plugin.structures.label_schemes import spans_from_tags
 from tests.models.test_parsers import FIXTURE as UD_FIXTURE

@@ -21,7 +21,7 @@ def test_against_enumeration():
     tags_dist = IndependentTags(emissions, mask, temperature=2.0)
     tempered = emissions / 2.0
     unary, pairwise = tags_dist.unary_marginals(), tags_dist.pairwise_marginals()
-    best_tags, best_scores = tags_dist.viterbi()
+    best_tags, best_scores = tags_dist.argmax()
     for b, n in enumerate(LENGTHS):
         sequences = list(itertools.product(range(3), repeat=n))
         scores = torch.stack([sum(tempered[b, i, y[i]] for i in range(n)) for y in sequences])
@@ -55,8 +55,8 @@ def test_equals_the_crf_with_zero_transitions_including_kbest():
     assert torch.allclose(independent.unary_marginals(), crf.unary_marginals())
     assert torch.allclose(independent.pairwise_marginals(), crf.pairwise_marginals())
     assert torch.allclose(independent.entropy(), crf.entropy())
-    tags, scores = independent.kbest(5)
-    crf_tags, crf_scores = crf.kbest(5)
+    tags, scores = independent.topk(5)
+    crf_tags, crf_scores = crf.topk(5)
     assert torch.equal(tags, crf_tags) and torch.allclose(scores, crf_scores)
 
 
@@ -72,7 +72,7 @@ def test_kbest_against_enumeration_with_k_below_and_above_the_number_of_labels()
     emissions, mask = make(3, labels=4)
     emissions[0, 2, 1] = float("-inf")  # a forbidden label
     for k in (1, 2, 3, 6, 70):
-        tags, scores = IndependentTags(emissions, mask).kbest(k)
+        tags, scores = IndependentTags(emissions, mask).topk(k)
         assert tags.shape == (len(LENGTHS), k, max(LENGTHS)) and scores.shape == (len(LENGTHS), k)
         for b, n in enumerate(LENGTHS):
             sequences = [y for y in itertools.product(range(4), repeat=n) if not (b == 0 and y[2] == 1)]

@@ -120,14 +120,14 @@ def check_against_brute_force(crf, expected, mask, atol=1e-9, ks=(1, 3, 40)):
 
 def check_decodes(crf, expected, mask, atol, ks):
     """Viterbi and k-best against the enumerated ranking (ties broken by score only)."""
-    tags, scores = crf.viterbi()
+    tags, scores = crf.argmax()
     best = torch.tensor([ranking[0][0] for ranking in expected["ranking"]], dtype=torch.float64)
     torch.testing.assert_close(scores, best, atol=atol, rtol=1e-9)
     assert (tags[~mask] == 0).all()
     torch.testing.assert_close(crf.log_score(tags), best, atol=atol, rtol=1e-9)
 
     for k in ks:
-        k_tags, k_scores = crf.kbest(k)
+        k_tags, k_scores = crf.topk(k)
         assert k_tags.shape == (mask.shape[0], k, mask.shape[1]) and k_scores.shape == (mask.shape[0], k)
         for b, ranking in enumerate(expected["ranking"]):
             size = int(mask[b].sum())
@@ -241,15 +241,15 @@ def test_bio_constraints(per_position):
     forbidden = torch.isneginf(transitions if per_position else transitions.expand(4, 5, 5, 5))
     assert (pairwise[forbidden] == 0).all()
     assert (crf.unary_marginals()[:, 0, [2, 4]] == 0).all()
-    k_tags, k_scores = crf.kbest(20)
-    viterbi_tags, _ = crf.viterbi()
+    k_tags, k_scores = crf.topk(20)
+    viterbi_tags, _ = crf.argmax()
     for b in range(4):
         size = int(mask[b].sum())
         assert allowed(tuple(viterbi_tags[b, :size].tolist()))
         for row in k_tags[b][k_scores[b] > -INF]:
             assert allowed(tuple(row[:size].tolist()))
     # Length-1 sentence: only O, B-X, B-Y are allowed, so rows 4.. of its 5-best are missing.
-    _, scores_5 = crf.kbest(5)
+    _, scores_5 = crf.topk(5)
     assert torch.isfinite(scores_5[3, :3]).all() and torch.isneginf(scores_5[3, 3:]).all()
 
 
@@ -302,10 +302,10 @@ def test_large_scores_float32(offset, scale):
     # H = log Z - E[S] cancels sequence scores of ~5e4, whose float32 spacing is ~4e-3.
     torch.testing.assert_close(crf.entropy().double(), expected["entropy"], atol=1e-2, rtol=0)
     best = torch.tensor([ranking[0][0] for ranking in expected["ranking"]], dtype=torch.float64)
-    torch.testing.assert_close(crf.viterbi()[1].double(), best, rtol=1e-6, atol=0)
+    torch.testing.assert_close(crf.argmax()[1].double(), best, rtol=1e-6, atol=0)
     top3 = torch.tensor([[score for score, _ in ranking[:3]] + [-INF] * (3 - len(ranking[:3]))
                          for ranking in expected["ranking"]], dtype=torch.float64)
-    torch.testing.assert_close(crf.kbest(3)[1].double(), top3, rtol=1e-6, atol=0)
+    torch.testing.assert_close(crf.topk(3)[1].double(), top3, rtol=1e-6, atol=0)
     objective = log_z.sum() + crf.entropy().sum() + (crf.unary_marginals() ** 2).sum()
     for gradient in torch.autograd.grad(objective, [instance["emissions"], instance["transitions"]]):
         assert torch.isfinite(gradient).all()

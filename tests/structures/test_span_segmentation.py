@@ -100,7 +100,7 @@ def check_against_brute_force(scores, mask, max_width):
     lengths = mask.sum(-1).tolist()
     labels = scores.shape[-1]
     model = SpanSegmentation(scores, mask, max_width)
-    log_z, spans, decoded = model.log_partition(), model.span_marginals(), model.decode()
+    log_z, spans, decoded = model.log_partition(), model.marginals(), model.argmax()
     for b, length in enumerate(lengths):
         expected = brute_force(scores[b], length, max_width)
         torch.testing.assert_close(log_z[b], expected["log_z"])
@@ -144,7 +144,7 @@ def test_span_marginals_are_the_gradient_of_log_z_and_differentiable():
     scores.requires_grad_()
     model = SpanSegmentation(scores, mask, max_width=3)
     (gradient,) = torch.autograd.grad(model.log_partition().sum(), scores, retain_graph=True)
-    spans = model.span_marginals()
+    spans = model.marginals()
     torch.testing.assert_close(spans, gradient)
     # Second order: the gradient of a weighted sum of marginals (and of tag marginals) matches the
     # brute-force one.
@@ -166,11 +166,11 @@ def test_results_under_no_grad_match_and_are_cached():
     scores, mask = make_batch([4, 1], 2, seed=4)
     with torch.no_grad():
         model = SpanSegmentation(scores, mask)
-        spans = model.span_marginals()
-        assert model.span_marginals() is spans
+        spans = model.marginals()
+        assert model.marginals() is spans
         log_z = model.log_partition()
     reference = SpanSegmentation(scores.clone().requires_grad_(), mask)
-    torch.testing.assert_close(spans, reference.span_marginals().detach())
+    torch.testing.assert_close(spans, reference.marginals().detach())
     torch.testing.assert_close(log_z, reference.log_partition().detach())
 
 
@@ -182,10 +182,10 @@ def test_a_sentence_gets_the_same_result_alone_and_padded_in_a_batch():
     for b, length in enumerate(lengths):
         alone = SpanSegmentation(scores[b : b + 1, :length, :length], mask[b : b + 1, :length], 3)
         torch.testing.assert_close(model.log_partition()[b : b + 1], alone.log_partition())
-        spans = model.span_marginals()[b : b + 1]
-        torch.testing.assert_close(spans[:, :length, :length], alone.span_marginals())
+        spans = model.marginals()[b : b + 1]
+        torch.testing.assert_close(spans[:, :length, :length], alone.marginals())
         torch.testing.assert_close(tags[b : b + 1, :length], alone.tag_marginals()[0])
-        assert model.decode()[b] == alone.decode()[0]
+        assert model.argmax()[b] == alone.argmax()[0]
         assert (spans[:, length:] == 0).all() and (spans[:, :, length:] == 0).all()
 
 
@@ -208,10 +208,10 @@ def test_ignored_entries_do_not_matter(dtype):
     (tags.sum() + model.log_partition().sum()).backward()
     assert torch.isfinite(filled.grad).all()
     torch.testing.assert_close(model.log_partition(), clean.log_partition())
-    torch.testing.assert_close(model.span_marginals(), clean.span_marginals())
+    torch.testing.assert_close(model.marginals(), clean.marginals())
     torch.testing.assert_close(tags, clean.tag_marginals()[0])
-    assert model.decode() == clean.decode()
-    assert (model.span_marginals()[ignored.expand_as(scores)] == 0).all()
+    assert model.argmax() == clean.argmax()
+    assert (model.marginals()[ignored.expand_as(scores)] == 0).all()
 
 
 def test_length_one_batch():
@@ -230,8 +230,8 @@ def test_forbidden_spans_have_zero_probability_and_finite_gradients():
     tags, _ = model.tag_marginals()
     (tags.pow(2).sum() + model.log_partition().sum()).backward()
     assert torch.isfinite(scores.grad).all()
-    assert (model.span_marginals()[forbidden] == 0).all()
-    assert model.log_partition()[2] == 0 and model.decode()[2] == []
+    assert (model.marginals()[forbidden] == 0).all()
+    assert model.log_partition()[2] == 0 and model.argmax()[2] == []
 
 
 @pytest.mark.parametrize("scale", [1e4, -1e4])
@@ -243,12 +243,12 @@ def test_large_scores_in_float32(scale):
     single = scores.float().requires_grad_()
     model = SpanSegmentation(single, mask, max_width=4)
     reference = SpanSegmentation(single.detach().double(), mask, max_width=4)
-    log_z, spans = model.log_partition().double(), model.span_marginals().double()
+    log_z, spans = model.log_partition().double(), model.marginals().double()
     torch.testing.assert_close(log_z, reference.log_partition(), rtol=1e-6, atol=1e-3)
-    torch.testing.assert_close(spans, reference.span_marginals(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(spans, reference.marginals(), atol=1e-5, rtol=0)
     tags, _ = model.tag_marginals("BIO")
     torch.testing.assert_close(tags.double(), reference.tag_marginals("BIO")[0], atol=1e-5, rtol=0)
-    assert model.decode() == reference.decode()
+    assert model.argmax() == reference.argmax()
     (tags.sum() + model.log_partition().sum()).backward()
     assert torch.isfinite(single.grad).all()
 
@@ -263,12 +263,12 @@ def test_near_ties_at_large_scale_keep_float32_precision():
     mask = torch.ones(2, n, dtype=torch.bool)
     model = SpanSegmentation(scores, mask, max_width=3)
     reference = SpanSegmentation(scores.double(), mask, max_width=3)
-    log_z, spans = model.log_partition().double(), model.span_marginals().double()
+    log_z, spans = model.log_partition().double(), model.marginals().double()
     tags = model.tag_marginals()[0].double()
     torch.testing.assert_close(log_z, reference.log_partition(), rtol=1e-7, atol=0)
-    torch.testing.assert_close(spans, reference.span_marginals(), atol=2e-3, rtol=0)
+    torch.testing.assert_close(spans, reference.marginals(), atol=2e-3, rtol=0)
     torch.testing.assert_close(tags, reference.tag_marginals()[0], atol=2e-3, rtol=0)
-    decoded, expected = model.decode(), reference.decode()
+    decoded, expected = model.argmax(), reference.argmax()
     for b in range(2):
         check_valid(decoded[b], n, 2, 3)
         assert segmentation_score(scores[b].double(), decoded[b]) == pytest.approx(

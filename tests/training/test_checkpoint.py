@@ -5,14 +5,9 @@ import random
 import pytest
 import torch
 
-from structkd_plugin.training.checkpoint import (
-    Checkpointer,
-    load_tensor_tree,
-    load_weights,
-    save_tensor_tree,
-    save_weights,
-    write_atomically,
-)
+from structkd_plugin.file_safety import write_atomically
+from structkd_plugin.training.checkpoint import Checkpointer, load_tensor_tree, save_tensor_tree
+from structkd_plugin.weights import load_weights, save_weights
 
 
 def test_tensor_tree_round_trip_keeps_types_keys_and_exact_values(tmp_path):

@@ -9,7 +9,7 @@ import sys
 import torch
 
 from structkd_plugin.archival import load_archive
-from structkd_plugin.commands.predict import predictions
+from structkd_plugin.models.predictions import predictions
 from tests.toy_model import REPOSITORY, toy_config, write_config
 
 

@@ -10,9 +10,9 @@ import torch
 from tango.common import Params
 
 from structkd_plugin.archival import load_archive
-from structkd_plugin.commands.predict import predictions
+from structkd_plugin.models.predictions import predictions
 from structkd_plugin.config import ConfigurationError
-from structkd_plugin.training.checkpoint import load_weights
+from structkd_plugin.weights import load_weights
 from structkd_plugin.training.train import train_model
 from tests.toy_model import EXIT_CODE, EXIT_VARIABLE, REPOSITORY, toy_config, write_config
 

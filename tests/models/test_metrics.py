@@ -7,7 +7,7 @@ import torch.multiprocessing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from structkd_plugin.training.metrics import AttachmentScores, SpanF1, TokenAccuracy, universal_relation_classes
+from structkd_plugin.models.metrics import AttachmentScores, SpanF1, TokenAccuracy, universal_relation_classes
 
 
 def scores(predictions, gold, scheme="BIO"):
