@@ -37,12 +37,12 @@ CONFIGS = {"ner": "training_configs/distill", "parsing": "training_configs/disti
 STUDENTS = {"ner": ["crf", "softmax"], "parsing": ["labeler", "biaffine"]}
 
 VARIANTS = [
-    # (name, config, model overrides)
+    # (name, config, {"cached": whether the teacher is cached}, or None for the student alone)
     ("no KD (student alone)", "none", None),
-    ("structural, cached teacher", "structural", {"teacher_cache": True}),
-    ("structural, online teacher", "structural", {"teacher_cache": False}),
-    ("local_substructure, online teacher", "local_substructure", {"teacher_cache": False}),
-    ("local_substructure, cached teacher", "local_substructure", {"teacher_cache": True}),
+    ("structural, cached teacher", "structural", {"cached": True}),
+    ("structural, online teacher", "structural", {"cached": False}),
+    ("local_substructure, online teacher", "local_substructure", {"cached": False}),
+    ("local_substructure, cached teacher", "local_substructure", {"cached": True}),
 ]
 
 
@@ -53,7 +53,7 @@ def run_variant(objective: str, model_overrides: dict | None, args, directory: P
         "evaluate_on_test": False,
         "dataset_reader": {"max_instances": args.max_instances},
         "trainer": {"num_epochs": args.epochs, "validation_metric": "-loss", "patience": None},
-        "model": {"teacher_cache_dir": str(cache_dir), **(model_overrides or {})},
+        "model": {"teacher_cache": {"directory": str(cache_dir)} if (model_overrides or {}).get("cached") else None},
     }
     config = load_config(ROOT / CONFIGS[args.task] / f"{objective}.jsonnet", json.dumps(overrides))
     if model_overrides is None:  # the student alone, as the distillation config describes it

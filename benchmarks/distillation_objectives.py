@@ -75,7 +75,7 @@ def main() -> None:
         scratch = Path(scratch)
         overrides = {
             "trainer": {"num_epochs": args.epochs},
-            "model": {"teacher_cache_dir": str(scratch / "cache")},
+            "model": {"teacher_cache": {"directory": str(scratch / "cache")}},
             "dataset_reader": {"max_instances": args.max_instances},
         }
         if args.max_instances is not None:

@@ -57,12 +57,11 @@ def main() -> None:
     vocab = Vocabulary.from_instances(gold)
     with tempfile.TemporaryDirectory() as cache_dir:
         model_params = config.pop("model")
-        model_params["teacher_cache_dir"] = cache_dir if rank == 0 else None
-        model_params["teacher_cache_shard_size"] = args.shard_size
+        shared = [cache_dir]
         if dist.is_initialized():  # every rank writes into rank 0's fresh directory
-            shared = [cache_dir]
             dist.broadcast_object_list(shared, src=0)
-            model_params["teacher_cache_dir"] = shared[0]
+        model_params["teacher_cache"]["directory"] = shared[0]
+        model_params["teacher_cache"]["shard_size"] = args.shard_size
         model = Model.from_params(model_params, vocab=vocab)
         if dist.is_initialized():
             dist.barrier()

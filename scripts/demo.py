@@ -78,7 +78,7 @@ def main() -> None:
     print("== training the teacher (BiLSTM-CRF, words + characters)", flush=True)
     results = [("teacher: BiLSTM-CRF", train("training_configs/ner/bilstm_crf.jsonnet", output / "teacher"))]
     os.environ["TEACHER"] = str(output / "teacher" / "model.tar.gz")
-    cache = {"model": {"teacher_cache_dir": str(output / "teacher-cache")}}
+    cache = {"model": {"teacher_cache": {"directory": str(output / "teacher-cache")}}}
     for objective, description in STUDENTS:
         print(f"== distilling a small CRF student: {description}", flush=True)
         run = train(f"training_configs/distill/{objective}.jsonnet", output / f"student-{objective}", cache)

@@ -60,3 +60,15 @@ def test_the_rule_catches_an_upward_import(tmp_path):
     module.write_text("def f():\n    from structkd_plugin.commands.cli import cli\n")
     assert imports_of(module) == [("structkd_plugin.commands.cli", 2)]
     assert RANK[layer_of("structkd_plugin.commands.cli")] > RANK[layer_of("structkd_plugin.models.tagger")]
+
+
+def test_distillation_names_no_model_class():
+    """Distillation sees models through the `Model` API and their typed scores only."""
+    allowed = {"structkd_plugin.models.model", "structkd_plugin.models.scores"}
+    named = [
+        f"{path.name}:{line} imports {module}"
+        for path in sorted((PACKAGE / "distillation").rglob("*.py"))
+        for module, line in imports_of(path)
+        if module.startswith("structkd_plugin.models") and module not in allowed
+    ]
+    assert not named, "\n".join(named)

@@ -1,6 +1,6 @@
 """What passes between teacher and student: scores on one side, marginals on the other.
 
-A tagger exposes its potentials as `TaggerScores`; the teacher's are turned once into
+A tagger exposes its potentials as `TaggerScores` (`models.scores`, through `Model.scores`); the teacher's are turned once into
 `TeacherKnowledge` (marginals, k-best sequences, tempered token distributions) expressed in the
 STUDENT's label space, which is all a KD objective ever sees of the teacher. The same bundle can be
 computed online or loaded from the teacher cache, so objectives never know which.
@@ -20,23 +20,17 @@ tagger teacher gives.
 from dataclasses import dataclass, field, fields
 
 import torch
+from tango.common import FromParams
 
-from structkd_plugin.structures import (
-    IndependentTags,
-    LinearChainCRF,
-    NonProjectiveTree,
-    ProjectiveTree,
-    gather_heads,
-    head_selection_log_probs,
-    maximum_spanning_arborescence,
-    second_order_mean_field,
-)
+from structkd_plugin.models.scores import ParserScores, TaggerScores
+from structkd_plugin.structures import gather_heads
 from structkd_plugin.structures.label_schemes import convert_pairwise_marginals, convert_unary_marginals
 
 
 @dataclass
-class Temperature:
-    """`kind` is "local" or "global"; `value` is T (1 means no tempering)."""
+class Temperature(FromParams):
+    """`kind` is "local" or "global"; `value` is T (1 means no tempering). In a config:
+    `temperature: {kind: "local", value: 2.0}`."""
 
     kind: str = "local"
     value: float = 1.0
@@ -46,35 +40,6 @@ class Temperature:
             raise ValueError(f"temperature kind must be 'local' or 'global', not {self.kind!r}")
         if self.value <= 0:
             raise ValueError(f"temperature must be positive, not {self.value}")
-
-
-@dataclass
-class TaggerScores:
-    """A tagger's potentials for one batch.
-
-    `emissions [B, n, L]` and `mask [B, n]` always; `transitions [L, L]` (from, to), `start [L]`
-    and `end [L]` for a CRF, None for a locally normalized (softmax) tagger. Constrained transitions
-    are -inf. `label_vectors [L, D]` are the output layer's label vectors (for the similarity teacher).
-    """
-
-    emissions: torch.Tensor
-    mask: torch.Tensor
-    transitions: torch.Tensor | None = None
-    start: torch.Tensor | None = None
-    end: torch.Tensor | None = None
-    label_vectors: torch.Tensor | None = None
-
-    is_parser = False
-
-    @property
-    def is_crf(self) -> bool:
-        return self.transitions is not None
-
-    def distribution(self, temperature: float = 1.0) -> LinearChainCRF | IndependentTags:
-        """The tagger's distribution over tag sequences with all scores divided by `temperature`."""
-        if self.is_crf:
-            return LinearChainCRF(self.emissions, self.transitions, self.mask, self.start, self.end, temperature=temperature)
-        return IndependentTags(self.emissions, self.mask, temperature=temperature)
 
 
 @dataclass
@@ -182,68 +147,6 @@ def _reordered(scores: TaggerScores, label_map: torch.Tensor) -> TaggerScores:
     transitions = None if scores.transitions is None else scores.transitions[order][:, order]
     vectors = None if scores.label_vectors is None else scores.label_vectors[order]
     return TaggerScores(pick(scores.emissions), scores.mask, transitions, pick(scores.start), pick(scores.end), vectors)
-
-
-@dataclass
-class ParserScores:
-    """A dependency parser's scores for one batch (the tensor conventions of `structures/`).
-
-    `arc_scores [B, n+1, n+1]`: `[b, h, d]` scores the arc h -> d, position 0 the root.
-    `relation_scores [B, n+1, n+1, R]`: log p(relation r | arc h -> d). `mask [B, n+1]`: True on
-    the root and the words. `tree` says which distribution over heads the parser defines:
-    "local" (an independent softmax over each word's heads), "nonprojective" or "projective"
-    (a single-root tree CRF), or "mean_field" (a second-order parser's mean-field approximation,
-    independent per word, from `sib_scores` and `grd_scores` in `iterations` rounds).
-    """
-
-    arc_scores: torch.Tensor
-    relation_scores: torch.Tensor
-    mask: torch.Tensor
-    tree: str = "local"
-    sib_scores: torch.Tensor | None = None
-    grd_scores: torch.Tensor | None = None
-    iterations: int = 3
-
-    is_parser = True
-    is_crf = False
-
-    @property
-    def is_factorized(self) -> bool:
-        """Whether words choose their heads independently (so adjacent words' joint marginals
-        are products of their own)."""
-        return self.tree in ("local", "mean_field")
-
-    def local_head_probs(self, temperature: float = 1.0) -> torch.Tensor:
-        """Each word's softmax over its heads of the first-order scores, `[B, n+1, n+1]` (`[b, h, d]`)."""
-        return head_selection_log_probs(self.arc_scores / temperature, self.mask).exp()
-
-    def head_marginals(self, temperature: float = 1.0) -> torch.Tensor:
-        """P(head of d = h) `[B, n+1, n+1]` under the parser's distribution with all scores / T."""
-        arcs = self.arc_scores / temperature
-        if self.tree == "local":
-            return head_selection_log_probs(arcs, self.mask).exp()
-        if self.tree == "mean_field":
-            return second_order_mean_field(
-                arcs, self.sib_scores / temperature, self.grd_scores / temperature, self.mask, self.iterations
-            )
-        return self.distribution(temperature).marginals()
-
-    def distribution(self, temperature: float = 1.0) -> NonProjectiveTree | ProjectiveTree:
-        """The tree CRF (`tree` "nonprojective" or "projective") with all scores / T."""
-        tree_class = ProjectiveTree if self.tree == "projective" else NonProjectiveTree
-        return tree_class(self.arc_scores / temperature, self.mask, single_root=True)
-
-    def relation_probs(self, temperature: float = 1.0) -> torch.Tensor:
-        """p(r | h -> d) `[B, n+1, n+1, R]` with the relation scores / T."""
-        return (self.relation_scores / temperature).softmax(-1)
-
-    def best_tree(self) -> torch.Tensor:
-        """The parser's own decoding, `heads [B, n]` over the words: the best tree of a tree CRF,
-        else the maximum spanning tree of the log head marginals."""
-        if self.tree in ("nonprojective", "projective"):
-            return self.distribution().argmax()[:, 1:]
-        log_marginals = self.head_marginals().clamp_min(torch.finfo(self.arc_scores.dtype).tiny).log()
-        return maximum_spanning_arborescence(log_marginals, self.mask, single_root=True)[:, 1:]
 
 
 def _label_entries(

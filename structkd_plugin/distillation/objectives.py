@@ -1,8 +1,8 @@
 """The registry of knowledge-distillation objectives, chosen in a config by name.
 
 Each objective turns the teacher's knowledge (`TeacherKnowledge`, in the student's label space)
-and the student's scores (`TaggerScores`, or `ParserScores` for a parser student) into one loss
-per sentence `[B]`. Objectives see only
+and the student's scores (`TaggerScores`, `LabelerScores` or `ParserScores`, from
+`Model.scores`) into one loss per sentence `[B]`. Objectives see only
 scores and marginals, never models. The math and its sources are in shared/docs/structured-kd.md;
 the names follow the issue tracker:
 
@@ -19,10 +19,13 @@ the names follow the issue tracker:
 | `label_smoothing`, `partial_teacher`, `similarity_teacher` | Tang et al.'s synthetic teachers |
 """
 
+from collections.abc import Callable
+
 import torch
 from tango.common import Registrable
 
-from structkd_plugin.distillation.knowledge import ParserScores, TaggerScores, TeacherKnowledge, Temperature, by_dependent, by_head
+from structkd_plugin.distillation.knowledge import TeacherKnowledge, Temperature, by_dependent, by_head
+from structkd_plugin.models.scores import LabelerScores, ParserScores, Scores, TaggerScores, describe
 from structkd_plugin.structures import gather_heads, head_selection_log_probs
 
 
@@ -37,9 +40,9 @@ class KDObjective(Registrable):
         """What this objective asks of the teacher (a subset of `knowledge.KNOWLEDGE`)."""
         raise NotImplementedError
 
-    def check_pair(self, teacher_kind: str, student_kind: str) -> None:
-        """Raises when this objective cannot distill this kind of teacher into this kind of
-        student. Kinds are those of `MODEL_KINDS`."""
+    def check_pair(self, teacher: Scores, student: Scores) -> None:
+        """Raises when this objective cannot distill a teacher that gives scores like `teacher`
+        into a student that gives scores like `student` (their types and what they hold)."""
 
     def loss(
         self,
@@ -52,12 +55,25 @@ class KDObjective(Registrable):
         raise NotImplementedError
 
 
-# What a teacher or a student is, as far as objectives care (`distillation_model.model_kind`).
-CRF_TAGGERS = ("crf tagger", "crf sequence labeler")
-SOFTMAX_TAGGERS = ("softmax tagger", "softmax sequence labeler")
-SEQUENCE_LABELERS = ("crf sequence labeler", "softmax sequence labeler")
-PARSERS = ("biaffine parser", "second-order parser")
-MODEL_KINDS = CRF_TAGGERS + SOFTMAX_TAGGERS + PARSERS
+# What the scenario objectives accept, by the scores a model gives (a sequence labeler's are a tagger's).
+def _crf(scores: Scores) -> bool:
+    return isinstance(scores, TaggerScores) and scores.is_crf
+
+
+def _softmax(scores: Scores) -> bool:
+    return isinstance(scores, TaggerScores) and not scores.is_crf
+
+
+def _sequence_labeler(scores: Scores) -> bool:
+    return isinstance(scores, LabelerScores)
+
+
+def _first_order_parser(scores: Scores) -> bool:
+    return isinstance(scores, ParserScores) and scores.tree != "mean_field"
+
+
+def _second_order_parser(scores: Scores) -> bool:
+    return isinstance(scores, ParserScores) and scores.tree == "mean_field"
 
 
 def _masked_sum(per_position: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -293,16 +309,17 @@ class StructuralDistillation(KDObjective):
 class _ScenarioStructural(StructuralDistillation):
     """`structural`, restricted to the teacher/student pair a config says it means."""
 
+    # The objective's name, and for each side a test of its scores with its description.
     name: str
-    teacher_kinds: tuple[str, ...]
-    student_kinds: tuple[str, ...]
+    teacher: tuple[Callable[[Scores], bool], str]
+    student: tuple[Callable[[Scores], bool], str]
 
-    def check_pair(self, teacher_kind, student_kind):
-        if teacher_kind not in self.teacher_kinds or student_kind not in self.student_kinds:
+    def check_pair(self, teacher, student):
+        (accepts_teacher, teacher_is), (accepts_student, student_is) = self.teacher, self.student
+        if not (accepts_teacher(teacher) and accepts_student(student)):
             raise ValueError(
-                f"objective {self.name!r} distills a {' or '.join(self.teacher_kinds)} teacher into a "
-                f"{' or '.join(self.student_kinds)} student, but the teacher is a {teacher_kind} and the "
-                f"student a {student_kind}"
+                f"objective {self.name!r} distills {teacher_is} teacher into {student_is} student, but the "
+                f"teacher is a {describe(teacher)} and the student a {describe(student)}"
             )
 
 
@@ -310,21 +327,21 @@ class _ScenarioStructural(StructuralDistillation):
 class CrfToCrf(_ScenarioStructural):
     """Case 1a: tag-bigram marginals of a CRF teacher into a CRF student."""
 
-    name, teacher_kinds, student_kinds = "crf_to_crf", CRF_TAGGERS, CRF_TAGGERS
+    name, teacher, student = "crf_to_crf", (_crf, "a crf"), (_crf, "a crf")
 
 
 @KDObjective.register("crf_to_softmax")
 class CrfToSoftmax(_ScenarioStructural):
     """Case 2a: unary marginals of a CRF teacher into a softmax student."""
 
-    name, teacher_kinds, student_kinds = "crf_to_softmax", CRF_TAGGERS, SOFTMAX_TAGGERS
+    name, teacher, student = "crf_to_softmax", (_crf, "a crf"), (_softmax, "a softmax")
 
 
 @KDObjective.register("softmax_to_crf")
 class SoftmaxToCrf(_ScenarioStructural):
     """Case 3: products of a softmax teacher's independent marginals into a CRF student."""
 
-    name, teacher_kinds, student_kinds = "softmax_to_crf", SOFTMAX_TAGGERS, CRF_TAGGERS
+    name, teacher, student = "softmax_to_crf", (_softmax, "a softmax"), (_crf, "a crf")
 
 
 @KDObjective.register("biaffine_to_sequence_labeler")
@@ -332,7 +349,8 @@ class BiaffineToSequenceLabeler(_ScenarioStructural):
     """Case 1b: a biaffine parser's head marginals times its relation probabilities, in a
     sequence-labeling parser's label space."""
 
-    name, teacher_kinds, student_kinds = "biaffine_to_sequence_labeler", ("biaffine parser",), SEQUENCE_LABELERS
+    name, teacher = "biaffine_to_sequence_labeler", (_first_order_parser, "a biaffine parser")
+    student = (_sequence_labeler, "a sequence-labeling parser")
 
 
 @KDObjective.register("second_order_to_sequence_labeler")
@@ -340,7 +358,8 @@ class SecondOrderToSequenceLabeler(_ScenarioStructural):
     """Case 2b: a second-order parser's mean-field head marginals times its relation
     probabilities, in a sequence-labeling parser's label space."""
 
-    name, teacher_kinds, student_kinds = "second_order_to_sequence_labeler", ("second-order parser",), SEQUENCE_LABELERS
+    name, teacher = "second_order_to_sequence_labeler", (_second_order_parser, "a second-order parser")
+    student = (_sequence_labeler, "a sequence-labeling parser")
 
 
 @KDObjective.register("local_substructure")
@@ -414,10 +433,10 @@ class _SyntheticTeacher(KDObjective):
     sum_i CE(q_i, P_s(y_i)) against the student's token marginals. They need gold tags, and a
     student with per-position labels (a tagger or a sequence-labeling parser)."""
 
-    def check_pair(self, teacher_kind, student_kind):
-        if student_kind in PARSERS:
+    def check_pair(self, teacher, student):
+        if isinstance(student, ParserScores):
             raise ValueError(
-                f"{type(self).__name__} builds per-position label distributions, which a {student_kind} student "
+                f"{type(self).__name__} builds per-position label distributions, which a {describe(student)} student "
                 "does not have; distill into a sequence-labeling parser"
             )
 

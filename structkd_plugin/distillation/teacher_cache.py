@@ -45,7 +45,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from structkd_plugin.distillation.knowledge import TaggerScores, TeacherKnowledge
+from structkd_plugin.distillation.knowledge import TeacherKnowledge
+from structkd_plugin.models.scores import TaggerScores
 from structkd_plugin.progress import progress
 
 # Per-token tensors stored concatenated along tokens; kbest_log_probs is per sentence.

@@ -11,6 +11,7 @@ from tango.common import Lazy
 from structkd_plugin.data import Vocabulary, pad_sequences
 from structkd_plugin.models.dependency_parser import DependencyParser
 from structkd_plugin.models.model import Instance, Model
+from structkd_plugin.models.scores import ParserScores
 from structkd_plugin.modules import TextEmbedder
 from structkd_plugin.modules.biaffine import Biaffine
 from structkd_plugin.structures import NonProjectiveTree, ProjectiveTree, gather_heads, head_selection_log_probs
@@ -174,6 +175,15 @@ class BiaffineParser(DependencyParser):
         if self.tree_kind == "local":
             return head_selection_log_probs(output["arc_scores"], output["mask"]).exp()
         return self.tree(output["arc_scores"], output["mask"]).marginals()
+
+    def scores(self, output: dict[str, Any]) -> ParserScores:
+        return ParserScores(
+            arc_scores=output["arc_scores"],
+            relation_scores=output["relation_scores"],
+            mask=output["mask"],
+            tree=self.tree_kind,
+            relations=tuple(self.relations),
+        )
 
     def forward(
         self,

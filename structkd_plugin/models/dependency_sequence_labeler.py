@@ -14,6 +14,7 @@ from structkd_plugin.data import DataError, Vocabulary, pad_sequences
 from structkd_plugin.models.crf_tagger import CrfTagger
 from structkd_plugin.models.dependency_parser import DependencyParser
 from structkd_plugin.models.model import Instance, Model
+from structkd_plugin.models.scores import LabelerScores
 from structkd_plugin.models.softmax_tagger import SoftmaxTagger
 from structkd_plugin.modules import TextEmbedder
 from structkd_plugin.structures.dependency_encodings import DependencyLabelSet, decode_tree, encode_tree
@@ -109,6 +110,15 @@ class DependencySequenceLabeler(DependencyParser):
     def labels(self) -> list[str]:
         """The encoded labels, label id i being `labels[i]` (as a tagger's `labels`)."""
         return self.tagger.labels
+
+    def scores(self, output: dict[str, Any]) -> LabelerScores:
+        tagger = self.tagger.scores(output)
+        return LabelerScores(
+            **{name: getattr(tagger, name) for name in ("emissions", "mask", "transitions", "start", "end", "label_vectors", "labels")},
+            relations=tuple(self.relations),
+            label_relations=self.label_relations,
+            label_heads_of=self.label_heads_of,
+        )
 
     def label_heads_of(self, instances: list[Instance]) -> torch.Tensor:
         """`[B, n, L]`: the head each label points to from each word of `instances`

@@ -8,6 +8,7 @@ import torch
 from tango.common import Registrable
 
 from structkd_plugin.data.vocabulary import Vocabulary
+from structkd_plugin.models.scores import Scores
 
 Instance = dict[str, Any]
 
@@ -46,6 +47,11 @@ class Model(torch.nn.Module, Registrable):
     def get_metrics(self, reset: bool = False) -> dict[str, float]:
         """The metrics accumulated since the last reset."""
         return {}
+
+    def scores(self, output: dict[str, Any]) -> Scores:
+        """What this model gives distillation, as a teacher or a student: its scores in `forward`'s
+        `output`, as a typed value (`models.scores`)."""
+        raise ValueError(f"a {type(self).__name__} gives no scores, so it can be neither teacher nor student of distillation")
 
     def unseen_gold_labels(self, instances: Iterable[Instance]) -> Counter[str]:
         """The gold labels of `instances` that the model cannot predict (absent from its

@@ -6,6 +6,7 @@ import torch
 
 from structkd_plugin.models.biaffine_parser import BiaffineParser
 from structkd_plugin.models.model import Model
+from structkd_plugin.models.scores import ParserScores
 from structkd_plugin.modules.biaffine import Triaffine
 from structkd_plugin.structures import gather_heads, second_order_mean_field
 
@@ -76,6 +77,18 @@ class SecondOrderParser(BiaffineParser):
     def head_marginals(self, output: dict[str, torch.Tensor]) -> torch.Tensor:
         """The mean-field marginals of `forward`'s output."""
         return output["head_marginals"]
+
+    def scores(self, output: dict[str, Any]) -> ParserScores:
+        return ParserScores(
+            arc_scores=output["arc_scores"],
+            relation_scores=output["relation_scores"],
+            mask=output["mask"],
+            tree="mean_field",
+            sib_scores=output["sib_scores"],
+            grd_scores=output["grd_scores"],
+            iterations=self.iterations,
+            relations=tuple(self.relations),
+        )
 
     def forward(
         self,

@@ -16,6 +16,7 @@ from tango.common import Lazy
 from structkd_plugin.data import Vocabulary, pad_sequences
 from structkd_plugin.models.metrics import SpanF1, TokenAccuracy
 from structkd_plugin.models.model import Instance, Model
+from structkd_plugin.models.scores import TaggerScores
 from structkd_plugin.modules import TextEmbedder
 
 
@@ -79,6 +80,17 @@ class SequenceTagger(Model):
                 [[self._label_index.get(t, -1) for t in instance["tags"]] for instance in instances], 0
             )
         return batch
+
+    def scores(self, output: dict[str, Any]) -> TaggerScores:
+        return TaggerScores(
+            emissions=output["emissions"],
+            mask=output["mask"],
+            transitions=output.get("transitions"),
+            start=output.get("start"),
+            end=output.get("end"),
+            label_vectors=output.get("label_vectors"),
+            labels=tuple(self.labels),
+        )
 
     def unseen_gold_labels(self, instances: Iterable[Instance]) -> Counter[str]:
         return Counter(tag for instance in instances for tag in instance.get("tags", ()) if tag not in self._label_index)

@@ -231,6 +231,93 @@ class SpanSegmentation(StructuredDistribution):
         probabilities = torch.cat([outside, per_label.flatten(start_dim=2)], dim=-1)
         return probabilities, scheme_tag_set(labels, scheme)
 
+    @torch.no_grad()
+    def pairwise_tag_marginals(self, scheme: str = "BIOES", labels: list[str] | None = None) -> tuple[torch.Tensor, list[str]]:
+        """Exact tag-bigram marginals: P(tag of token i-1 = a, tag of token i = b) at entry
+        `[:, i, a, b]` -> `([B, n, T, T], tags)`, in the tag order of `tag_marginals`; entry 0 and
+        padding are 0 (the convention of `LinearChainCRF.pairwise_marginals`). Not differentiable:
+        what a span teacher gives a CRF student.
+
+        Tokens i-1 and i are either in one span (read off the span marginals), or on both sides of
+        a boundary between two segments (an uncovered token or a span). The probability of a
+        boundary at i with left segment class c and right segment class c' (uncovered, a
+        one-token span of label r, or a longer one) is exp(left_c(i) + right_c'(i) - log Z), where
+        left sums the prefix scores alpha over the left segment's starts and right the suffix
+        scores beta over the right segment's ends; both in float64.
+        """
+        probabilities, tags = self.tag_marginals(scheme, labels)
+        batch, n, _, label_count = self.span_scores.shape
+        spans = self.span_scores.detach().double().masked_fill(~self._span_allowed[..., None], float("-inf"))
+        alpha, beta = self._prefix_and_suffix_log_sums(spans)
+        log_z = alpha.gather(1, self.lengths[:, None])  # [B, 1]
+        diagonal = spans.diagonal(dim1=1, dim2=2).transpose(1, 2)  # [B, n, R]: one-token spans
+        longer = spans.masked_fill(torch.eye(n, dtype=torch.bool, device=spans.device)[None, :, :, None], float("-inf"))
+        # Segments ending at token t (left of a boundary at t + 1) and starting at t, per class:
+        # uncovered, one-token span of each label, longer span of each label: [B, n, 1 + 2R].
+        ending = torch.cat(
+            [alpha[:, :n, None], alpha[:, :n, None] + diagonal, (alpha[:, :n, None, None] + longer).logsumexp(dim=1)], dim=-1
+        )
+        starting = torch.cat(
+            [beta[:, 1:, None], diagonal + beta[:, 1:, None], (longer + beta[:, None, 1:, None]).logsumexp(dim=2)], dim=-1
+        )
+        boundary = (ending[:, :-1, :, None] + starting[:, 1:, None, :] - log_z[:, :, None, None]).exp()  # [B, n-1, C, C]
+        left_tag, right_tag = self._class_tags(label_count, scheme, spans.dtype, spans.device)
+        pairwise = torch.einsum("zicd,cx,dy->zixy", boundary, left_tag, right_tag)
+
+        # Tokens i-1 and i inside one span (s, e): s <= i-1 and e >= i. Diagonals of cumulative
+        # sums of the span marginals give, for each boundary i = 1..n-1, `[B, R, n-1]`:
+        inside = self._marginals()["spans"].detach().double()  # [B, s, e, R]
+        ends_from = inside.flip(2).cumsum(2).flip(2)  # [b, s, e]: spans (s, e' >= e)
+        begins = ends_from.diagonal(offset=1, dim1=1, dim2=2)  # starts at i-1, ends at i or later
+        exactly_two = inside.diagonal(offset=1, dim1=1, dim2=2)  # is (i-1, i)
+        # Started before i-1: sums over starts s <= i-2, read at e = i (none for i = 1).
+        through = F.pad(ends_from.cumsum(1).diagonal(offset=2, dim1=1, dim2=2), (1, 0))  # ends at i or later
+        ending = F.pad(inside.cumsum(1).diagonal(offset=2, dim1=1, dim2=2), (1, 0))  # ends at i
+        if scheme == "BIO":  # (B, I) and (I, I)
+            within = {(0, 1): begins, (1, 1): through}
+        else:  # (B, E), (B, I), (I, E), (I, I)
+            within = {(0, 2): exactly_two, (0, 1): begins - exactly_two, (1, 2): ending, (1, 1): through - ending}
+        per_label = len(tags[1:]) // label_count
+        for (first, second), values in within.items():
+            rows = 1 + per_label * torch.arange(label_count, device=spans.device)
+            pairwise[:, :, rows + first, rows + second] += values.transpose(1, 2).clamp(min=0)
+        pairwise = F.pad(pairwise, (0, 0, 0, 0, 1, 0))
+        real = self.mask.clone()
+        real[:, 0] = False
+        return pairwise.masked_fill(~real[:, :, None, None], 0.0).to(probabilities.dtype), tags
+
+    @staticmethod
+    def _class_tags(label_count: int, scheme: str, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """One-hot `[C, T]` maps from a segment's class (uncovered, one-token span of label r,
+        longer span of label r) to the tag of its last token (`left`) and of its first (`right`)."""
+        per_label = 2 if scheme == "BIO" else 4
+        first = 1 + per_label * torch.arange(label_count, device=device)  # B-r
+        single, last = (first, first + 1) if scheme == "BIO" else (first + 3, first + 2)  # B/S-r; I/E-r
+        zero = torch.zeros(1, dtype=torch.long, device=device)
+        tags = 1 + per_label * label_count
+        left = F.one_hot(torch.cat([zero, single, last]), tags).to(dtype)
+        right = F.one_hot(torch.cat([zero, single, first]), tags).to(dtype)
+        return left, right
+
+    def _prefix_and_suffix_log_sums(self, spans: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """alpha [B, n+1] (log-sum over segmentations of tokens 0..k-1) and beta [B, n+1] (of tokens
+        k..n_b-1; -inf past n_b) from label-scored spans [B, s, e, R] (-inf where not allowed)."""
+        batch, n = self.mask.shape
+        segments = spans.logsumexp(-1)
+        segments = segments.diagonal_scatter(
+            torch.logaddexp(segments.diagonal(dim1=1, dim2=2), torch.zeros_like(segments[:, 0])), dim1=1, dim2=2
+        )
+        alpha = spans.new_full((batch, n + 1), float("-inf"))
+        alpha[:, 0] = 0.0
+        for end in range(n):
+            alpha[:, end + 1] = (alpha[:, : end + 1] + segments[:, : end + 1, end]).logsumexp(1)
+        beta = spans.new_full((batch, n + 1), float("-inf"))
+        beta.scatter_(1, self.lengths[:, None], 0.0)
+        for start in range(n - 1, -1, -1):
+            step = (segments[:, start, start:] + beta[:, start + 1 :]).logsumexp(1)
+            beta[:, start] = torch.where(start < self.lengths, step, beta[:, start])
+        return alpha, beta
+
     # ------------------------------------------------------------------ max-product
 
     @torch.no_grad()

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from tango.common import Params
+from tango.common.exceptions import ConfigurationError
 
 from structkd_plugin.archival import load_archive
 from structkd_plugin.models.predictions import predictions
@@ -46,6 +47,14 @@ def student_block(model_type: str = "crf_tagger") -> dict:
     }
 
 
+def _nested(cache_dir, teacher_cache=False, teacher_cache_dtype=None, pairwise_top_k=None, relation_top_k_heads=None, **model) -> dict:
+    """The distillation block's settings: with `teacher_cache`, a cache in `cache_dir` with the given options."""
+    if teacher_cache:
+        options = {"dtype": teacher_cache_dtype, "pairwise_top_k": pairwise_top_k, "relation_top_k_heads": relation_top_k_heads}
+        model["teacher_cache"] = {"directory": str(cache_dir), **{k: v for k, v in options.items() if v is not None}}
+    return model
+
+
 def distillation_config(teacher, objective, cache_dir, student="crf_tagger", **model) -> dict:
     return {
         "dataset_reader": {"type": "universal_ner"},
@@ -56,8 +65,7 @@ def distillation_config(teacher, objective, cache_dir, student="crf_tagger", **m
             "teacher_archive": teacher if isinstance(teacher, dict) else str(teacher),
             "student": student_block(student),
             "objective": objective,
-            "teacher_cache_dir": str(cache_dir),
-            **model,
+            **_nested(cache_dir, **model),
         },
         "data_loader": {"max_tokens": 200},
         "trainer": {"optimizer": {"type": "adam", "lr": 0.01}, "num_epochs": 2, "validation_metric": "+f1-measure-overall"},
@@ -140,7 +148,7 @@ def test_scenario_names_check_the_pair_at_construction(teachers, tmp_path):
 
 
 def test_teacher_annealing_moves_lambda_from_one_to_zero_and_unlabeled_batches_use_kd_alone(teachers, tmp_path):
-    model, instances = build(distillation_config(teachers["crf"], {"type": "structural"}, tmp_path, lambda_schedule="teacher_annealing"))
+    model, instances = build(distillation_config(teachers["crf"], {"type": "structural"}, tmp_path, lambda_schedule={"type": "teacher_annealing"}))
     model.set_training_progress(0.0)
     assert model.current_lambda() == 1.0
     model.set_training_progress(0.75)
@@ -180,13 +188,13 @@ def test_a_config_distills_two_monolingual_teachers_through_the_multilingual_rea
     config["dataset_reader"] = {"type": "multilingual", "reader": {"type": "universal_ner"}}
     config["train_data_path"] = json.dumps({"en": str(FIXTURES / "train.iob2"), "xx": str(FIXTURES / "test.iob2")})
     config["validation_data_path"] = json.dumps({"en": str(FIXTURES / "dev.iob2")})
-    config["model"]["teacher_cache"] = True
+    config["model"]["teacher_cache"] = {"directory": str(tmp_path / "cache")}
     train_model(Params(config), tmp_path / "run")
     assert isinstance(load_archive(tmp_path / "run" / "model.tar.gz").model, CrfTagger)
 
 
 def test_the_baseline_learns_from_the_gold_loss_at_full_weight(teachers, tmp_path):
-    config = distillation_config(teachers["crf"], {"type": "none"}, tmp_path, lambda_schedule="teacher_annealing")
+    config = distillation_config(teachers["crf"], {"type": "none"}, tmp_path, lambda_schedule={"type": "teacher_annealing"})
     model, instances = build(config)
     model.set_training_progress(0.0)  # lambda = 1: a KD objective would get all the weight
     model.teachers = {}  # the baseline never runs its teacher
@@ -194,3 +202,36 @@ def test_the_baseline_learns_from_the_gold_loss_at_full_weight(teachers, tmp_pat
     assert torch.equal(output["loss"], output["gold_loss"])
     model.prepare_for_training({"train": instances})
     assert not model.caches
+
+
+def test_the_flat_settings_of_older_configs_say_what_to_write_instead(teachers, tmp_path):
+    config = distillation_config(teachers["crf"], {"type": "structural"}, tmp_path)
+    config["model"].update(teacher_cache=True, temperature=2.0, kd_lambda=0.3, lambda_schedule="constant", relation_top_k_heads=8)
+    with pytest.raises(ConfigurationError) as error:
+        build(config)
+    message = str(error.value)
+    for advice in (
+        'kd_lambda -> lambda_schedule: {type: "constant", value: ...}',
+        "relation_top_k_heads -> teacher_cache: {relation_top_k_heads: ...}",
+        "temperature: 2.0 -> temperature: {value: 2.0}",
+        "teacher_cache: true -> teacher_cache: {}",
+        'lambda_schedule: "constant" -> lambda_schedule: {type: "constant"}',
+    ):
+        assert advice in message
+
+
+def test_the_nested_settings_build_their_components(teachers, tmp_path):
+    settings = {
+        "lambda_schedule": {"type": "constant", "value": 0.25},
+        "temperature": {"kind": "global", "value": 2.0},
+        "teacher_cache": {"directory": str(tmp_path / "c"), "dtype": "float32", "shard_size": 7},
+    }
+    model, _ = build({**distillation_config(teachers["crf"], {"type": "structural"}, tmp_path), "model": {
+        **distillation_config(teachers["crf"], {"type": "structural"}, tmp_path)["model"], **settings}})
+    assert model.current_lambda() == 0.25
+    assert (model.temperature.kind, model.temperature.value) == ("global", 2.0)
+    assert model.cache_settings.directory == tmp_path / "c" and model.cache_settings.dtype == torch.float32
+    assert model.cache_settings.shard_size == 7
+    annealed, _ = build(distillation_config(teachers["crf"], {"type": "structural"}, tmp_path, lambda_schedule={"type": "teacher_annealing"}))
+    annealed.set_training_progress(0.75)
+    assert annealed.current_lambda() == 0.25

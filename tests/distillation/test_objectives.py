@@ -5,7 +5,8 @@ import itertools
 import pytest
 import torch
 
-from structkd_plugin.distillation.knowledge import KNOWLEDGE, TaggerScores, Temperature, teacher_knowledge
+from structkd_plugin.distillation.knowledge import KNOWLEDGE, Temperature, teacher_knowledge
+from structkd_plugin.models.scores import ParserScores, TaggerScores
 from structkd_plugin.distillation.objectives import KDObjective
 from structkd_plugin.structures.label_schemes import marginal_conversion_matrix
 
@@ -137,12 +138,14 @@ def test_structural_gradient_is_student_minus_teacher_marginals(teacher_crf, stu
 )
 def test_scenario_names_accept_their_pair_and_reject_others(name, teacher_crf, student_crf):
     obj = objective(name)
-    tagger = lambda is_crf: f"{'crf' if is_crf else 'softmax'} tagger"  # noqa: E731
+    tagger = lambda is_crf: random_scores(is_crf, 0)  # noqa: E731
+    named = lambda is_crf: f"{'crf' if is_crf else 'softmax'} tagger"  # noqa: E731
     obj.check_pair(tagger(teacher_crf), tagger(student_crf))
-    with pytest.raises(ValueError, match=f"{name}.*teacher is a {tagger(not teacher_crf)} and the student a {tagger(student_crf)}"):
+    with pytest.raises(ValueError, match=f"{name}.*teacher is a {named(not teacher_crf)} and the student a {named(student_crf)}"):
         obj.check_pair(tagger(not teacher_crf), tagger(student_crf))
+    parser = ParserScores(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2, 1), torch.ones(1, 2, dtype=torch.bool))
     with pytest.raises(ValueError, match="teacher is a biaffine parser"):
-        obj.check_pair("biaffine parser", tagger(student_crf))
+        obj.check_pair(parser, tagger(student_crf))
     # The scenario computes exactly the structural objective.
     teacher, student = random_scores(teacher_crf, 7), random_scores(student_crf, 8)
     tau = Temperature()

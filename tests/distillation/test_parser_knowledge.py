@@ -6,14 +6,9 @@ import itertools
 import pytest
 import torch
 
-from structkd_plugin.distillation.knowledge import (
-    ParserScores,
-    TaggerScores,
-    Temperature,
-    parser_knowledge,
-    parser_to_parser_knowledge,
-)
+from structkd_plugin.distillation.knowledge import Temperature, parser_knowledge, parser_to_parser_knowledge
 from structkd_plugin.distillation.objectives import KDObjective
+from structkd_plugin.models.scores import LabelerScores, ParserScores, TaggerScores
 from structkd_plugin.structures import LinearChainCRF
 from structkd_plugin.structures.dependency_encodings import DependencyLabelSet, encode_tree
 from tests.structures.tree_enumeration import all_trees
@@ -264,12 +259,17 @@ def test_local_substructure_kl_into_a_labeler_compares_softmaxes_over_the_teache
 
 
 def test_scenario_names_of_the_parsing_cases():
-    objective("biaffine_to_sequence_labeler").check_pair("biaffine parser", "softmax sequence labeler")
-    objective("second_order_to_sequence_labeler").check_pair("second-order parser", "crf sequence labeler")
+    mask = torch.ones(1, 2, dtype=torch.bool)
+    biaffine = ParserScores(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2, 1), mask)
+    second_order = ParserScores(torch.zeros(1, 2, 2), torch.zeros(1, 2, 2, 1), mask, tree="mean_field")
+    softmax_labeler = LabelerScores(torch.zeros(1, 1, 3), mask[:, 1:])
+    crf_labeler = LabelerScores(torch.zeros(1, 1, 3), mask[:, 1:], transitions=torch.zeros(3, 3))
+    objective("biaffine_to_sequence_labeler").check_pair(biaffine, softmax_labeler)
+    objective("second_order_to_sequence_labeler").check_pair(second_order, crf_labeler)
     with pytest.raises(ValueError, match="second_order_to_sequence_labeler.*teacher is a biaffine parser"):
-        objective("second_order_to_sequence_labeler").check_pair("biaffine parser", "softmax sequence labeler")
+        objective("second_order_to_sequence_labeler").check_pair(biaffine, softmax_labeler)
     with pytest.raises(ValueError, match="student a softmax tagger"):
-        objective("biaffine_to_sequence_labeler").check_pair("biaffine parser", "softmax tagger")
+        objective("biaffine_to_sequence_labeler").check_pair(biaffine, TaggerScores(torch.zeros(1, 1, 3), mask[:, 1:]))
 
 
 # ---------------------------------------------------------------- parser students

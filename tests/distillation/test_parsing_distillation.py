@@ -35,6 +35,14 @@ def teachers(tmp_path_factory):
     return archives
 
 
+def _nested(cache_dir, teacher_cache=False, teacher_cache_dtype=None, pairwise_top_k=None, relation_top_k_heads=None, **model) -> dict:
+    """The distillation block's settings: with `teacher_cache`, a cache in `cache_dir` with the given options."""
+    if teacher_cache:
+        options = {"dtype": teacher_cache_dtype, "pairwise_top_k": pairwise_top_k, "relation_top_k_heads": relation_top_k_heads}
+        model["teacher_cache"] = {"directory": str(cache_dir), **{k: v for k, v in options.items() if v is not None}}
+    return model
+
+
 def distilling(config: dict, teacher: Path, objective: dict, cache_dir: Path, **model) -> dict:
     """A student's training config made into a distillation config."""
     config["model"] = {
@@ -42,8 +50,7 @@ def distilling(config: dict, teacher: Path, objective: dict, cache_dir: Path, **
         "teacher_archive": str(teacher),
         "student": config["model"],
         "objective": objective,
-        "teacher_cache_dir": str(cache_dir),
-        **model,
+        **_nested(cache_dir, **model),
     }
     return config
 

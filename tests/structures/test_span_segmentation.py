@@ -297,3 +297,25 @@ def test_bad_arguments_are_rejected():
 def test_random_shapes_match_brute_force(lengths, labels, max_width, scale, seed):
     scores, mask = make_batch(lengths, labels, scale=scale, seed=seed)
     check_against_brute_force(scores, mask, max_width)
+
+
+@pytest.mark.parametrize("scheme", ["BIO", "BIOES"])
+@pytest.mark.parametrize("max_width", [None, 2])
+def test_pairwise_tag_marginals_match_brute_force(scheme, max_width):
+    lengths, labels = [4, 1, 3, 2], 2
+    scores, mask = make_batch(lengths, labels, seed=11)
+    scores[0, 1, 2, 0] = float("-inf")  # a forbidden span
+    pairwise, tags = SpanSegmentation(scores, mask, max_width).pairwise_tag_marginals(scheme)
+    assert tags == tag_names(labels, scheme)
+    for b, length in enumerate(lengths):
+        structures = segmentations(length, labels, max_width or length)
+        totals = torch.tensor([sum(scores[b, i, j, r].item() for i, j, r in spans) for spans in structures], dtype=torch.float64)
+        expected = torch.zeros(scores.shape[1], len(tags), len(tags), dtype=torch.float64)
+        for probability, spans in zip(totals.softmax(0), structures):
+            sequence = tag_sequence(spans, length, scheme)
+            for i in range(1, length):
+                expected[i, tags.index(sequence[i - 1]), tags.index(sequence[i])] += probability
+        assert torch.allclose(pairwise[b], expected, atol=1e-9), (b, scheme)
+    # Summed over the earlier token, they are the later token's unary marginals.
+    unary, _ = SpanSegmentation(scores, mask, max_width).tag_marginals(scheme)
+    assert torch.allclose(pairwise.sum(2)[:, 1:], unary[:, 1:] * mask[:, 1:, None], atol=1e-9)

@@ -39,10 +39,9 @@ function(objective, student_kind=std.extVar("STUDENT")) {
     teacher_archive: std.extVar("TEACHER"),
     student: student(student_kind),
     objective: objective,
-    lambda_schedule: "teacher_annealing",
-    temperature: 1.0,
-    temperature_kind: "local",
-    teacher_cache: true,
+    lambda_schedule: { type: "teacher_annealing" },
+    temperature: { kind: "local", value: 1.0 },
+    teacher_cache: {},
   },
   data_loader: { max_tokens: 2000 },
   trainer: {

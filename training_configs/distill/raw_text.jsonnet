@@ -1,0 +1,28 @@
+// The raw-text recipe for NER: a tagger teacher (e.g. training_configs/ner/bilstm_crf.jsonnet on
+// Bosque) labels the gold training sentences and raw, untokenized text; the student (STUDENT,
+// crf_chars by default: a BiLSTM-CRF over words and characters) learns from both with
+// structural KD. Ext vars, besides base.libsonnet's TEACHER, TRAIN_PATH, DEV_PATH, TEST_PATH:
+//   UNLABELED_PATH: raw text, one sentence per line (a glob or comma-separated files, read in
+//     that order: put the text closest to the gold data's domain first);
+//   MAX_UNLABELED: how many of its sentences to use ("0" for all);
+//   TEXT_LANG: the language of spaCy's rule-based tokenizer for the raw text (pt, en, ...), the
+//     tokenizer the exported spaCy pipeline sees at inference.
+// An epoch is one pass over the gold batches with as many unlabeled batches interleaved; the
+// unlabeled batches run on across epochs, so every raw sentence is seen once before any repeats.
+// Training stops when dev F1 has not risen for `patience` epochs.
+local max_unlabeled = std.parseInt(std.extVar("MAX_UNLABELED"));
+(import "base.libsonnet")({ type: "structural" }, student_kind="crf_chars") + {
+  unlabeled_data_path: std.extVar("UNLABELED_PATH"),
+  unlabeled_dataset_reader: {
+    type: "plain_text",
+    tokenizer: "spacy",
+    lang: std.extVar("TEXT_LANG"),
+    max_sentences: if max_unlabeled > 0 then max_unlabeled else null,
+    min_words: 2,
+    max_words: 100,
+    deduplicate: true,
+    skip_bad_lines: true,
+  },
+  data_loader+: { unlabeled_ratio: 1.0 },
+  trainer+: { num_epochs: 60, patience: 5 },
+}
