@@ -63,26 +63,28 @@ def ner_scores(predicted: list[Doc], gold: list[Doc]) -> dict[str, float]:
 
 
 def attachment_scores(predicted: list[Doc], gold: list[Doc]) -> dict[str, float]:
-    """UAS and LAS over all words. Labels are compared lowercased, since spaCy's parser calls every
-    root's relation ROOT."""
+    """UAS, LAS and LAS_full over all words, as structkd's `AttachmentScores`: LAS compares the
+    relations' universal parts (`aux` of `aux:pass`), as the CoNLL 2018 scorer, LAS_full the full
+    labels. Labels are compared lowercased, since spaCy's parser calls every root's relation ROOT."""
 
     def arcs(doc: Doc) -> list[tuple[int, str]]:
         return [(-1, "root") if token.head.i == token.i else (token.head.i, token.dep_.lower()) for token in doc]
 
-    words = heads = labeled = 0
+    words = heads = labeled = labeled_full = 0
     for p, g in zip(predicted, gold):
         for (head, relation), (gold_head, gold_relation) in zip(arcs(p), arcs(g)):
             words += 1
             heads += head == gold_head
-            labeled += head == gold_head and relation == gold_relation
-    return {"UAS": heads / words, "LAS": labeled / words}
+            labeled += head == gold_head and relation.split(":")[0] == gold_relation.split(":")[0]
+            labeled_full += head == gold_head and relation == gold_relation
+    return {"UAS": heads / words, "LAS": labeled / words, "LAS_full": labeled_full / words}
 
 
 # Per task: the data files' extension, how to read them into gold docs, how to score predictions
 # and the names of the scores.
 TASKS = {
     "ner": {"extension": "iob2", "gold_docs": ner_docs, "scores": ner_scores, "metrics": ["F1"]},
-    "parser": {"extension": "conllu", "gold_docs": parsed_docs, "scores": attachment_scores, "metrics": ["UAS", "LAS"]},
+    "parser": {"extension": "conllu", "gold_docs": parsed_docs, "scores": attachment_scores, "metrics": ["UAS", "LAS", "LAS_full"]},
 }
 
 

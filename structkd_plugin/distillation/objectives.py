@@ -15,6 +15,7 @@ the names follow the issue tracker:
 | `structural` | the factorized objective -sum_y p_t(y) log p_s(y), any tagger pair |
 | `crf_to_crf`, `crf_to_softmax`, `softmax_to_crf` | `structural`, stating Wang et al.'s case 1a, 2a, 3 |
 | `biaffine_to_sequence_labeler`, `second_order_to_sequence_labeler` | `structural` from a parser into a sequence-labeling parser: case 1b, 2b |
+| `span_to_tagger` | `structural` from a span scorer (`span_ner`) into a tagger: case 4 |
 | `local_substructure` | Lin et al.'s score matching (MSE or KL on local potentials) |
 | `label_smoothing`, `partial_teacher`, `similarity_teacher` | Tang et al.'s synthetic teachers |
 """
@@ -25,7 +26,7 @@ import torch
 from tango.common import Registrable
 
 from structkd_plugin.distillation.knowledge import TeacherKnowledge, Temperature, by_dependent, by_head
-from structkd_plugin.models.scores import LabelerScores, ParserScores, Scores, TaggerScores, describe
+from structkd_plugin.models.scores import LabelerScores, ParserScores, Scores, SpanScores, TaggerScores, describe
 from structkd_plugin.structures import gather_heads, head_selection_log_probs
 
 
@@ -74,6 +75,14 @@ def _first_order_parser(scores: Scores) -> bool:
 
 def _second_order_parser(scores: Scores) -> bool:
     return isinstance(scores, ParserScores) and scores.tree == "mean_field"
+
+
+def _span_scorer(scores: Scores) -> bool:
+    return isinstance(scores, SpanScores)
+
+
+def _tagger(scores: Scores) -> bool:
+    return isinstance(scores, TaggerScores) and not isinstance(scores, LabelerScores)
 
 
 def _masked_sum(per_position: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -360,6 +369,15 @@ class SecondOrderToSequenceLabeler(_ScenarioStructural):
 
     name, teacher = "second_order_to_sequence_labeler", (_second_order_parser, "a second-order parser")
     student = (_sequence_labeler, "a sequence-labeling parser")
+
+
+@KDObjective.register("span_to_tagger")
+class SpanToTagger(_ScenarioStructural):
+    """Case 4: a span scorer's exact tag marginals (per token for a softmax student, tag bigrams
+    for a CRF student) in the student's BIO or BIOES tags."""
+
+    name, teacher = "span_to_tagger", (_span_scorer, "a span scorer")
+    student = (_tagger, "a tagger (crf or softmax)")
 
 
 @KDObjective.register("local_substructure")

@@ -7,6 +7,7 @@ from structkd_plugin.models.dependency_sequence_labeler import DependencySequenc
 from structkd_plugin.models.model import Model
 from structkd_plugin.models.second_order_parser import SecondOrderParser
 from structkd_plugin.models.softmax_tagger import SoftmaxTagger
+from structkd_plugin.models.span_ner import SpanNer
 from structkd_plugin.models.tagger import SequenceTagger
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "SecondOrderParser",
     "SequenceTagger",
     "SoftmaxTagger",
+    "SpanNer",
 ]

@@ -114,7 +114,7 @@ class DependencySequenceLabeler(DependencyParser):
     def scores(self, output: dict[str, Any]) -> LabelerScores:
         tagger = self.tagger.scores(output)
         return LabelerScores(
-            **{name: getattr(tagger, name) for name in ("emissions", "mask", "transitions", "start", "end", "label_vectors", "labels")},
+            **{name: getattr(tagger, name) for name in ("emissions", "mask", "transitions", "start", "end", "label_vectors", "labels", "label_encoding")},
             relations=tuple(self.relations),
             label_relations=self.label_relations,
             label_heads_of=self.label_heads_of,

@@ -5,7 +5,8 @@ value (`Model.scores(output)`).
 - `LabelerScores`: a sequence-labeling parser's, which are a tagger's whose labels each stand for
   a head and a relation;
 - `ParserScores`: a dependency parser's arc and relation scores, with the distribution over heads
-  it defines.
+  it defines;
+- `SpanScores`: a span scorer's labeled-span scores (NER as span selection).
 
 Distillation dispatches on these types (and on what they hold), never on model classes.
 """
@@ -23,10 +24,11 @@ from structkd_plugin.structures import (
     ProjectiveTree,
     head_selection_log_probs,
     maximum_spanning_arborescence,
+    SpanSegmentation,
     second_order_mean_field,
 )
 
-__all__ = ["LabelerScores", "ParserScores", "Scores", "TaggerScores", "describe"]
+__all__ = ["LabelerScores", "ParserScores", "Scores", "SpanScores", "TaggerScores", "describe"]
 
 
 @dataclass
@@ -36,7 +38,8 @@ class TaggerScores:
     `emissions [B, n, L]` and `mask [B, n]` always; `transitions [L, L]` (from, to), `start [L]`
     and `end [L]` for a CRF, None for a locally normalized (softmax) tagger. Constrained transitions
     are -inf. `label_vectors [L, D]` are the output layer's label vectors (for the similarity
-    teacher); `labels` the label names (label i is `labels[i]`).
+    teacher); `labels` the label names (label i is `labels[i]`) and `label_encoding` their span
+    scheme (BIO, IOB1, BIOES) when they encode spans.
     """
 
     emissions: torch.Tensor
@@ -46,6 +49,7 @@ class TaggerScores:
     end: torch.Tensor | None = None
     label_vectors: torch.Tensor | None = None
     labels: tuple[str, ...] = ()
+    label_encoding: str | None = None
 
     is_parser = False
 
@@ -136,7 +140,29 @@ class ParserScores:
         return maximum_spanning_arborescence(log_marginals, self.mask, single_root=True)[:, 1:]
 
 
-Scores = TaggerScores | ParserScores
+@dataclass
+class SpanScores:
+    """A span scorer's scores for one batch (`structures.SpanSegmentation`'s conventions).
+
+    `span_scores [B, n, n, R]`: `[b, i, j, r]` scores the span of tokens i..j (inclusive) labeled
+    `labels[r]`, relative to leaving its tokens outside every span; `mask [B, n]`; `max_width` the
+    longest span (None: any).
+    """
+
+    span_scores: torch.Tensor
+    mask: torch.Tensor
+    labels: tuple[str, ...] = ()
+    max_width: int | None = None
+
+    is_parser = False
+    is_crf = False
+
+    def distribution(self, temperature: float = 1.0) -> SpanSegmentation:
+        """The distribution over sets of non-overlapping spans with all scores / T."""
+        return SpanSegmentation(self.span_scores / temperature, self.mask, self.max_width)
+
+
+Scores = TaggerScores | ParserScores | SpanScores
 
 
 def describe(scores: Scores) -> str:
@@ -144,5 +170,7 @@ def describe(scores: Scores) -> str:
     "biaffine parser", "second-order parser"."""
     if isinstance(scores, ParserScores):
         return "second-order parser" if scores.tree == "mean_field" else "biaffine parser"
+    if isinstance(scores, SpanScores):
+        return "span scorer"
     normalization = "crf" if scores.is_crf else "softmax"
     return f"{normalization} {'sequence labeler' if isinstance(scores, LabelerScores) else 'tagger'}"

@@ -90,6 +90,7 @@ class SequenceTagger(Model):
             end=output.get("end"),
             label_vectors=output.get("label_vectors"),
             labels=tuple(self.labels),
+            label_encoding=self.label_encoding,
         )
 
     def unseen_gold_labels(self, instances: Iterable[Instance]) -> Counter[str]:

@@ -10,7 +10,7 @@ spaCy finds the factories through the `spacy_factories` entry points of setup.py
 package registers them too. Each component keeps its model in its own folder of the pipeline.
 """
 
-from structkd_plugin.models import DependencyParser, Model, SequenceTagger
+from structkd_plugin.models import DependencyParser, Model, SequenceTagger, SpanNer
 from structkd_plugin.spacy_components.base import StructkdComponent
 from structkd_plugin.spacy_components.ner import StructkdNer, make_ner
 from structkd_plugin.spacy_components.parser import StructkdParser, make_parser
@@ -32,6 +32,8 @@ def factory_for(model: Model) -> str | None:
     """The name of the component factory that runs `model`, or None when there is none."""
     if isinstance(model, DependencyParser):
         return "structkd_parser"
+    if isinstance(model, SpanNer):
+        return "structkd_ner"
     if isinstance(model, SequenceTagger):
         return "structkd_ner" if model.label_encoding else "structkd_tagger"
     return None

@@ -19,15 +19,15 @@ CONFIGS = sorted((ROOT / "training_configs" / "distill").glob("*.jsonnet"))
 
 @pytest.fixture(scope="module")
 def teachers(tmp_path_factory):
-    """A CRF and a softmax teacher archive, trained one epoch on the fixture."""
+    """A CRF, a softmax and a span_ner teacher archive, trained one epoch on the fixture."""
     import_structkd_registrations()
     archives = {}
-    for kind in ("crf", "softmax"):
+    for kind, model_type in (("crf", "crf_tagger"), ("softmax", "softmax_tagger"), ("span", "span_ner")):
         config = {
             "dataset_reader": {"type": "universal_ner", "label_scheme": "BIO"},
             "train_data_path": str(FIXTURE),
             "model": {
-                "type": f"{kind}_tagger",
+                "type": model_type,
                 "label_encoding": "BIO",
                 "text_embedder": {"token_embedders": {"words": {"type": "word", "embedding_dim": 8}}},
             },
@@ -53,7 +53,8 @@ def test_distillation_configs_build_and_score_the_fixture(teachers, path, studen
         pytest.skip(f"{path.stem} fixes its student")
     for variable in ("TRAIN_PATH", "DEV_PATH", "TEST_PATH"):
         monkeypatch.setenv(variable, str(FIXTURE))
-    monkeypatch.setenv("TEACHER", str(teachers["softmax" if path.stem.startswith("softmax_to") else "crf"]))
+    teacher = "span" if path.stem.startswith("span_to") else "softmax" if path.stem.startswith("softmax_to") else "crf"
+    monkeypatch.setenv("TEACHER", str(teachers[teacher]))
     monkeypatch.setenv("STUDENT", student)
     monkeypatch.setenv("UNLABELED_PATH", str(ROOT / "fixtures" / "plain_text.txt"))
     monkeypatch.setenv("MAX_UNLABELED", "3")

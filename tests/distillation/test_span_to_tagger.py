@@ -1,0 +1,86 @@
+"""Case 4, `span_to_tagger`: a span scorer distilled into a tagger. The loss equals
+-sum_y p_t(y) log p_s(y) enumerated over every set of spans y (read as the student's tags), for
+softmax and CRF students and for BIO and BIOES; and the whole path (a span_ner teacher archive, the
+distillation model, the cache) agrees with its online self."""
+
+import pytest
+import torch
+from tango.common import Params
+
+from structkd_plugin.distillation.knowledge import Temperature, span_knowledge
+from structkd_plugin.distillation.objectives import KDObjective
+from structkd_plugin.models.scores import SpanScores, TaggerScores
+from structkd_plugin.structures import IndependentTags, LinearChainCRF
+from structkd_plugin.structures.label_schemes import scheme_tag_set
+from structkd_plugin.training.train import train_model
+from tests.models.test_span_ner import span_ner_config
+from tests.structures.test_span_segmentation import segmentations
+
+LENGTHS = [3, 2, 1]
+
+
+def sentence_tags(spans, length, labels, scheme):
+    """The tags of a set of (start, end, label index) spans in `scheme`."""
+    tags = ["O"] * length
+    for start, end, r in spans:
+        name = labels[r]
+        if scheme == "BIOES" and start == end:
+            tags[start] = f"S-{name}"
+            continue
+        tags[start] = f"B-{name}"
+        for t in range(start + 1, end + 1):
+            tags[t] = f"{'E' if scheme == 'BIOES' and t == end else 'I'}-{name}"
+    return tags
+
+
+@pytest.mark.parametrize("scheme", ["BIO", "BIOES"])
+@pytest.mark.parametrize("crf", [False, True])
+def test_span_to_tagger_is_the_cross_entropy_over_all_span_sets(scheme, crf):
+    generator = torch.Generator().manual_seed(3)
+    n, teacher_labels = max(LENGTHS), ("PER", "LOC")
+    mask = torch.arange(n)[None, :] < torch.tensor(LENGTHS)[:, None]
+    teacher = SpanScores(torch.randn(len(LENGTHS), n, n, 2, generator=generator, dtype=torch.float64) * 2, mask, teacher_labels)
+    # The student's labels in another order, with a type the teacher does not have.
+    student_labels = tuple(reversed(scheme_tag_set(["LOC", "PER", "MISC"], scheme)))
+    size = len(student_labels)
+    emissions = torch.randn(len(LENGTHS), n, size, generator=generator, dtype=torch.float64)
+    transitions = torch.randn(size, size, generator=generator, dtype=torch.float64) if crf else None
+    student = TaggerScores(emissions, mask, transitions, labels=student_labels, label_encoding=scheme)
+    objective = KDObjective.by_name("span_to_tagger")()
+    knowledge = span_knowledge(teacher, objective.needs(student), Temperature(), student_labels, scheme)
+    loss = objective.loss(knowledge, student, Temperature())
+
+    log_z = student.distribution().log_partition()
+    for b, length in enumerate(LENGTHS):
+        structures = segmentations(length, 2, length)
+        scores = teacher.span_scores[b]
+        totals = torch.stack([sum((scores[i, j, r] for i, j, r in spans), scores.new_zeros(())) for spans in structures])
+        expected = scores.new_zeros(())
+        for probability, spans in zip(totals.softmax(0), structures):
+            tags = torch.tensor([[student_labels.index(t) for t in sentence_tags(spans, length, teacher_labels, scheme)]])
+            one = (emissions[b : b + 1, :length], mask[b : b + 1, :length])
+            distribution = LinearChainCRF(*one[:1], transitions, one[1]) if crf else IndependentTags(*one)
+            expected = expected - probability * (distribution.log_score(tags)[0] - distribution.log_partition()[0])
+        assert torch.allclose(loss[b], expected, atol=1e-9), (b, float(loss[b]), float(expected))
+        assert torch.allclose(log_z[b], student.distribution().log_partition()[b])
+
+
+def test_a_span_ner_teacher_distills_into_a_crf_tagger_cached_as_online(tmp_path):
+    from tests.distillation.test_distillation_model import build, distillation_config
+
+    train_model(Params(span_ner_config(num_epochs=1)), tmp_path / "teacher")
+    teacher = tmp_path / "teacher" / "model.tar.gz"
+    online, instances = build(distillation_config(teacher, {"type": "span_to_tagger"}, tmp_path / "cache"))
+    cached, _ = build(distillation_config(teacher, {"type": "span_to_tagger"}, tmp_path / "cache", teacher_cache=True, teacher_cache_dtype="float32"))
+    cached.student.load_state_dict(online.student.state_dict())
+    cached.prepare_for_training({"train": instances})
+    online.eval(), cached.eval()
+    batch = instances[:6]
+    online_loss = online(**online.tensorize(batch))["kd_loss"]
+    cached_batch = cached.tensorize(batch)
+    assert "knowledge" in cached_batch
+    assert torch.allclose(online_loss, cached(**cached_batch)["kd_loss"], atol=1e-5)
+    with pytest.raises(ValueError, match="needs \\['token_probs'\\] of the teacher, which a span scorer cannot give"):
+        build(distillation_config(teacher, {"type": "token"}, tmp_path / "cache"))
+    with pytest.raises(ValueError, match="'crf_to_crf' distills a crf teacher .* the teacher is a span scorer"):
+        build(distillation_config(teacher, {"type": "crf_to_crf"}, tmp_path / "cache"))
