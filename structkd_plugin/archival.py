@@ -39,6 +39,7 @@ from structkd_plugin.config import (
 )
 from structkd_plugin.data import DatasetReader, Vocabulary
 from structkd_plugin.file_safety import write_atomically, write_json
+from structkd_plugin.models.hf_token_classifier import HuggingFaceTokenClassifier, is_token_classifier_directory
 from structkd_plugin.models.model import Model
 from structkd_plugin.weights import device_for, save_weights
 
@@ -154,6 +155,17 @@ def load_archive(archive_file: str | PathLike, overrides: str | None = None, cud
     with tempfile.TemporaryDirectory() as directory:
         _extract(path, Path(directory))
         return _load(Path(directory), path, "model archive", overrides, cuda_device)
+
+
+def load_teacher(path: str | PathLike, overrides: str | None = None, cuda_device: int = -1) -> Model:
+    """A teacher for distillation: the model of a structkd archive (`load_archive`), or a Hugging
+    Face token classifier as it is: a directory `save_pretrained` wrote (see
+    `models.hf_token_classifier`), with no structkd archive and no retraining."""
+    if Path(path).is_dir() and is_token_classifier_directory(path):
+        if overrides:
+            raise ArchiveError(f"{path}: teacher_overrides apply to structkd archives, not to a Hugging Face model directory")
+        return HuggingFaceTokenClassifier(Vocabulary(), str(path)).to(device_for(cuda_device))
+    return load_archive(path, overrides, cuda_device).model
 
 
 def load_model_directory(directory: str | PathLike, overrides: str | None = None, cuda_device: int = -1) -> Archive:

@@ -7,7 +7,7 @@ import torch
 from tango.common import Lazy
 from tango.common.exceptions import ConfigurationError
 
-from structkd_plugin.archival import load_archive
+from structkd_plugin.archival import load_teacher
 from structkd_plugin.data import INPUT_LABEL_KEYS, Vocabulary, move_to_device, without_labels
 from structkd_plugin.data.sentence_store import instance_lengths
 from structkd_plugin.distillation.knowledge import (
@@ -57,9 +57,11 @@ class DistillationModel(Model):
     student : `Model`
         The student, any registered tagger or parser config.
     teacher_archive : `str` or `dict[str, str]`
-        The teacher's `model.tar.gz`: a tagger for a tagger student; a parser for a parser
-        student or for a sequence-labeling parser (Wang et al.'s cases 1b, 2b); or a mapping from a value of `teacher_key` (e.g. a
-        language) to a teacher archive, so several monolingual teachers distill into one student.
+        The teacher's `model.tar.gz`: a tagger or a `span_ner` model for a tagger student; a parser
+        for a parser student or for a sequence-labeling parser (Wang et al.'s cases 1b, 2b); or a
+        Hugging Face token classifier's directory (`save_pretrained`'s, used as it is: a softmax
+        teacher); or a mapping from a value of `teacher_key` (e.g. a language) to a teacher, so
+        several monolingual teachers distill into one student.
     objective : `KDObjective`
         The KD objective by name, with its parameters (`{"type": "structural"}`, `{"type":
         "top_k", "k": 5}`, ...).
@@ -113,7 +115,7 @@ class DistillationModel(Model):
         self.student_scores = probe_scores(self.student)
         self.student_is_parser = isinstance(self.student_scores, ParserScores)
         for name, path in archives.items():
-            teacher = load_archive(path, overrides=teacher_overrides, cuda_device=teacher_device).model
+            teacher = load_teacher(path, overrides=teacher_overrides, cuda_device=teacher_device)
             teacher.eval()
             teacher.requires_grad_(False)
             self.teachers[name] = teacher
@@ -167,7 +169,10 @@ class DistillationModel(Model):
                 f"teacher_archive {path} holds a {describe(teacher)}, but the student is a {describe(student)}, which parses: "
                 "it learns from a parser teacher"
             )
-        return None if teacher.labels == student.labels else marginal_conversion_matrix(teacher.labels, student.labels)
+        if teacher.labels == student.labels:
+            return None
+        schemes = {"source_scheme": teacher.label_encoding, "target_scheme": student.label_encoding}
+        return marginal_conversion_matrix(list(teacher.labels), list(student.labels), **schemes)
 
     # ------------------------------------------------------------------ the Model API
 

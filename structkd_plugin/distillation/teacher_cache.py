@@ -74,10 +74,17 @@ def instance_key(instance: dict) -> str:
 
 
 def file_digest(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes; of a directory (a Hugging Face model), of its files' names and
+    bytes, in name order."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode())
+        with open(file, "rb") as handle:
+            while chunk := handle.read(chunk_size):
+                digest.update(chunk)
     return digest.hexdigest()
 
 
