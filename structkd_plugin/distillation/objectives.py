@@ -307,9 +307,9 @@ class StructuralDistillation(KDObjective):
     @staticmethod
     def _parser_loss(teacher: TeacherKnowledge, student: ParserScores, t: float) -> torch.Tensor:
         words = _words(student)
-        if student.tree in ("nonprojective", "projective"):
-            tree = student.distribution(t)
-            arc_term = tree.log_partition() - tree.expected_score(by_head(teacher.arcs))
+        if student.tree != "mean_field":  # the structures' cross-entropy, as for taggers
+            heads = student.distribution(t)
+            arc_term = heads.log_partition() - heads.expected_score(by_head(teacher.arcs))
         else:
             arc_term = _masked_sum(_cross_entropy(teacher.arcs, _student_head_log_probs(student, t)), words)
         return (arc_term + _relation_term(teacher.arcs, teacher.relations, student, t, _cross_entropy)) * t**2

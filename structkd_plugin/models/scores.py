@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from structkd_plugin.structures import (
+    HeadSelection,
     IndependentTags,
     LinearChainCRF,
     NonProjectiveTree,
@@ -122,8 +123,13 @@ class ParserScores:
             )
         return self.distribution(temperature).marginals()
 
-    def distribution(self, temperature: float = 1.0) -> NonProjectiveTree | ProjectiveTree:
-        """The tree CRF (`tree` "nonprojective" or "projective") with all scores / T."""
+    def distribution(self, temperature: float = 1.0) -> NonProjectiveTree | ProjectiveTree | HeadSelection:
+        """The first-order distribution over heads with all scores / T: the tree CRF (`tree`
+        "nonprojective" or "projective"), or independent head selection ("local")."""
+        if self.tree == "local":
+            return HeadSelection(self.arc_scores / temperature, self.mask)
+        if self.tree not in ("nonprojective", "projective"):
+            raise ValueError(f"a {self.tree} parser's distribution is its mean-field factors: see head_marginals")
         tree_class = ProjectiveTree if self.tree == "projective" else NonProjectiveTree
         return tree_class(self.arc_scores / temperature, self.mask, single_root=True)
 

@@ -12,7 +12,7 @@
 | tag schemes (BIO, IOB1, BIOES) | `label_schemes` |
 """
 
-from structkd_plugin.structures.head_selection import gather_heads, head_selection_log_probs
+from structkd_plugin.structures.head_selection import HeadSelection, gather_heads, head_selection_log_probs
 from structkd_plugin.structures.independent_tags import IndependentTags
 from structkd_plugin.structures.label_schemes import (
     allowed_transitions_matrix,
@@ -33,6 +33,7 @@ from structkd_plugin.structures.projective_tree import ProjectiveTree
 from structkd_plugin.structures.span_segmentation import SpanSegmentation
 
 __all__ = [
+    "HeadSelection",
     "IndependentTags",
     "LinearChainCRF",
     "NonProjectiveTree",

@@ -8,7 +8,15 @@ import itertools
 import pytest
 import torch
 
-from structkd_plugin.structures import IndependentTags, LinearChainCRF, NonProjectiveTree, ProjectiveTree, SpanSegmentation
+from structkd_plugin.structures import (
+    HeadSelection,
+    IndependentTags,
+    LinearChainCRF,
+    NonProjectiveTree,
+    ProjectiveTree,
+    SpanSegmentation,
+    second_order_mean_field,
+)
 from tests.structures.test_span_segmentation import make_batch, segmentations
 from tests.structures.tree_enumeration import all_trees, random_arc_scores, tree_scores
 
@@ -118,3 +126,22 @@ def test_a_distribution_is_its_own_closest():
     crf = LinearChainCRF(emissions, transitions, mask)
     assert torch.allclose(crf.kl(LinearChainCRF(emissions, transitions, mask)), torch.zeros(3, dtype=torch.float64), atol=1e-10)
     assert torch.allclose(crf.cross_entropy(LinearChainCRF(emissions, transitions, mask)), crf.entropy())
+
+
+def test_head_selection_against_enumeration_and_as_the_mean_field_result():
+    scores_p, mask = random_arc_scores(8, LENGTHS, scale=2.0)
+    scores_q, _ = random_arc_scores(9, LENGTHS, scale=2.0)
+    p, q = HeadSelection(scores_p, mask), HeadSelection(scores_q, mask)
+    per_sentence = []
+    for b, length in enumerate(LENGTHS):
+        # Every head vector (each word any other position, the root included), trees or not.
+        heads = torch.tensor([(0, *h) for h in itertools.product(range(length + 1), repeat=length) if all(h[d] != d + 1 for d in range(length))])
+        per_sentence.append(enumerated(tree_scores(scores_p[b], heads), tree_scores(scores_q[b], heads)))
+    check(p, q, per_sentence)
+    for b, length in enumerate(LENGTHS):
+        for d in range(1, length + 1):
+            best = max((h for h in range(length + 1) if h != d), key=lambda h: scores_p[b, h, d])
+            assert p.argmax()[b, d] == best
+    # A second-order parser's mean-field marginals are a HeadSelection's.
+    q_mean_field = second_order_mean_field(scores_p, torch.randn(3, 4, 4, 4, dtype=torch.float64), torch.randn(3, 4, 4, 4, dtype=torch.float64), mask)
+    assert torch.allclose(HeadSelection(q_mean_field.clamp_min(1e-300).log(), mask).marginals(), q_mean_field, atol=1e-10)
