@@ -1,9 +1,14 @@
 """`distillation`: trains a student model to imitate one or more frozen, archived teachers."""
 
+import fcntl
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from tango.common import Lazy
 from tango.common.exceptions import ConfigurationError
 
@@ -289,23 +294,44 @@ class DistillationModel(Model):
             sources = sorted({instance.get("metadata", {}).get("source") for instance in instances} - {None})
             key = cache_key(teacher_digests, sources, {**description, "sentences": len(instances)})
             directory = settings.directory / key
-            cache = TeacherCache.load(directory)
-            if cache is None:
-                logger.info("computing the teacher cache for %s (%d sentences) into %s", split, len(instances), directory)
-                cache = TeacherCache.build(
-                    directory,
-                    [instance_key(instance) for instance in instances],
-                    instance_lengths(instances),
-                    lambda positions, instances=instances: self._teacher_knowledge([instances[i] for i in positions]),
-                    storage_dtype=settings.dtype,
-                    pairwise_top_k=settings.pairwise_top_k,
-                    relation_top_k_heads=settings.relation_top_k_heads,
-                    shard_size=settings.shard_size,
-                )
-            else:
-                logger.info("reusing the teacher cache %s for %s", directory, split)
+            with _building_alone(directory):
+                cache = self._cache(split, instances, directory, settings)
             self.caches.append(cache)
 
+    def _cache(self, split: str, instances: list[Instance], directory: Path, settings: TeacherCacheSettings) -> TeacherCache:
+        """The cache of `directory`, built first when it does not exist."""
+        cache = TeacherCache.load(directory)
+        if cache is not None:
+            logger.info("reusing the teacher cache %s for %s", directory, split)
+            return cache
+        logger.info("computing the teacher cache for %s (%d sentences) into %s", split, len(instances), directory)
+        return TeacherCache.build(
+            directory,
+            [instance_key(instance) for instance in instances],
+            instance_lengths(instances),
+            lambda positions, instances=instances: self._teacher_knowledge([instances[i] for i in positions]),
+            storage_dtype=settings.dtype,
+            pairwise_top_k=settings.pairwise_top_k,
+            relation_top_k_heads=settings.relation_top_k_heads,
+            shard_size=settings.shard_size,
+        )
+
+
+@contextmanager
+def _building_alone(directory: Path) -> Iterator[None]:
+    """Holds an exclusive lock on `directory`'s cache while the block runs, so that two runs
+    needing the same cache (cells of one experiment) build it once: the second waits, then reads
+    it. Not taken in a distributed run, whose ranks build their shares together."""
+    if dist.is_initialized():
+        yield
+        return
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.parent / f"{directory.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 def _merge(parts: list[tuple[list[int], TeacherKnowledge]], batch_size: int) -> TeacherKnowledge:
     """Scatters several teachers' knowledge (each on a subset of the batch) into one padded batch."""

@@ -1,0 +1,356 @@
+"""`structkd experiment GRID -s DIR`: a grid of training runs, from one file to a table and plots.
+
+A grid is a Jsonnet (or JSON) object:
+
+    {
+      base: "training_configs/distill/base_structural.jsonnet",  // the config every cell trains
+      env: { TRAIN_PATH: "...", DEV_PATH: "...", TEST_PATH: "...", STUDENT: "crf" },  // its ext vars
+      teacher: { config: "training_configs/ner/bilstm_crf.jsonnet" },  // or { archive: "model.tar.gz" }
+      axes: {
+        objective: [{ type: "none" }, { type: "structural" }],   // = model.objective
+        seed: [1, 2, 3],                                        // = random_seed
+        "env.MAX_UNLABELED": ["10000", "50000"],                // an ext var
+        "model.temperature.value": [1, 2],                      // any override path
+      },
+      threads: 1,                                               // per cell
+      metrics: ["test_f1-measure-overall"],                     // the summary's columns
+    }
+
+Relative paths in `base`, `teacher` and `env` values are read from the grid file's directory. The
+teacher (a config) is trained once into `DIR/teacher/`, and reaches every cell as the ext var
+`TEACHER`; teacher caches go to `DIR/teacher-cache/`, where a cache built by one cell is read by the
+others (a second builder waits for the first). Every cell is first built (config, vocabulary from a
+few sentences, model with its teacher): a grid with a cell that cannot be built is refused before
+anything runs, naming the cell. Cells then train as separate `structkd train` processes, `--jobs`
+at a time, in `DIR/cells/NAME/`; a cell with a `metrics.json` is done and skipped when the
+experiment is run again, a broken one is resumed (`--recover`) or restarted.
+
+Outputs: `results.csv` (a row per cell: its axes, every metric of `metrics.json`, epochs, seconds),
+`summary.md` (mean ± std over seeds for each row of the other axes, the best value of each column
+in bold, and the difference to the `none` objective paired by seed) and PNG plots: each summary
+metric per objective with its seeds' spread, and against every numeric axis.
+"""
+
+import csv
+import itertools
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from tango.common import Params
+from tango.common.exceptions import ConfigurationError
+
+from structkd_plugin.commands.cli import cli
+from structkd_plugin.config import import_plugins, load_config
+
+# Axis names that stand for an override path.
+AXIS_PATHS = {"objective": "model.objective", "seed": "random_seed"}
+STATUS_INTERVAL = 60.0
+
+
+@cli.command("experiment")
+@click.argument("grid_file", metavar="GRID", type=click.Path(exists=True, dir_okay=False))
+@click.option("-s", "--serialization-dir", required=True, type=click.Path(file_okay=False), help="Where the teacher, cells, results and plots go.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Cells trained at once.")
+def experiment_command(grid_file: str, serialization_dir: str, jobs: int) -> None:
+    """Train every cell of the grid GRID and summarize them in a table and plots."""
+    import_plugins()
+    grid = Grid(Path(grid_file))
+    directory = Path(serialization_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    env = dict(grid.env, STRUCTKD_CACHE=str(directory / "teacher-cache"))
+    teacher = grid.teacher_archive(directory, env)
+    if teacher is not None:
+        env["TEACHER"] = str(teacher)
+    cells = grid.cells()
+    grid.check_cells(cells, env)
+    run_cells(grid, cells, directory / "cells", env, jobs)
+    rows = collect(grid, cells, directory / "cells")
+    write_results(rows, directory / "results.csv")
+    summary = summarize(grid, rows)
+    (directory / "summary.md").write_text(summary, encoding="utf-8")
+    plot(grid, rows, directory)
+    click.echo(summary)
+    click.echo(f"Results in {directory}/results.csv, {directory}/summary.md and {directory}/*.png", err=True)
+
+
+class Grid:
+    """A parsed grid file (see the module docstring)."""
+
+    KEYS = ("base", "env", "teacher", "axes", "threads", "metrics")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        spec = load_config(path).as_dict(quiet=True)
+        unknown = sorted(set(spec) - set(self.KEYS))
+        if unknown:
+            raise ConfigurationError(f"{path}: unknown grid keys {unknown}; a grid has {list(self.KEYS)}")
+        if "base" not in spec or not spec.get("axes"):
+            raise ConfigurationError(f"{path}: a grid needs `base` (a config) and `axes`")
+        self.base = self._path(spec["base"])
+        self.env = {name: self._value(value) for name, value in (spec.get("env") or {}).items()}
+        self.teacher = spec.get("teacher")
+        self.axes: dict[str, list[Any]] = spec["axes"]
+        for axis, values in self.axes.items():
+            if not isinstance(values, list) or not values:
+                raise ConfigurationError(f"{path}: axis {axis!r} needs a non-empty list of values")
+        self.threads = int(spec.get("threads", 1))
+        self.metrics = spec.get("metrics")
+
+    def _path(self, value: str) -> Path:
+        candidate = self.path.parent / value
+        return candidate if candidate.exists() else Path(value)
+
+    def _value(self, value: Any) -> str:
+        """An ext var's value: a path relative to the grid file when one exists there."""
+        text = str(value)
+        return str(self.path.parent / text) if (self.path.parent / text).exists() and not Path(text).is_absolute() else text
+
+    def teacher_archive(self, directory: Path, env: dict[str, str]) -> Path | None:
+        """The teacher's archive: given, or trained once from its config into `directory/teacher`."""
+        if not self.teacher:
+            return None
+        if "archive" in self.teacher:
+            return self._path(self.teacher["archive"])
+        run = directory / "teacher"
+        if not (run / "model.tar.gz").is_file():
+            click.echo(f"training the teacher ({self.teacher['config']}) into {run}", err=True)
+            recover = ["--recover"] if (run / "config.json").is_file() else []
+            command = [sys.executable, "-m", "structkd_plugin", "train", str(self._path(self.teacher["config"])), "-s", str(run), *recover]
+            if self.teacher.get("overrides"):
+                command += ["-o", json.dumps(self.teacher["overrides"])]
+            completed = subprocess.run(command, env={**os.environ, **env, "OMP_NUM_THREADS": str(self.threads)})
+            if completed.returncode != 0:
+                raise click.ClickException(f"training the teacher failed (exit {completed.returncode}); see {run}/out.log")
+        return run / "model.tar.gz"
+
+    def cells(self) -> list[dict[str, Any]]:
+        """Every combination of the axes' values, in the order of the axes."""
+        names = list(self.axes)
+        return [dict(zip(names, values)) for values in itertools.product(*(self.axes[name] for name in names))]
+
+    def cell_setup(self, cell: dict[str, Any], env: dict[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
+        """A cell's ext vars and its overrides (nested, from dotted paths)."""
+        cell_env, overrides = dict(env), {}
+        for axis, value in cell.items():
+            if axis.startswith("env."):
+                cell_env[axis[len("env.") :]] = self._value(value)
+                continue
+            target = overrides
+            *parents, last = AXIS_PATHS.get(axis, axis).split(".")
+            for part in parents:
+                target = target.setdefault(part, {})
+            target[last] = value
+        return cell_env, overrides
+
+    def check_cells(self, cells: list[dict[str, Any]], env: dict[str, str]) -> None:
+        """Builds every cell's model on a vocabulary of a few sentences; raises naming the first
+        cell that cannot be built, before any runs."""
+        from structkd_plugin.data import DatasetReader, Vocabulary
+        from structkd_plugin.models.model import Model
+
+        for cell in cells:
+            cell_env, overrides = self.cell_setup(cell, env)
+            try:
+                with _environment(cell_env):
+                    config = load_config(self.base, json.dumps(overrides))
+                    reader_params = config["dataset_reader"].as_dict(quiet=True)
+                    reader = DatasetReader.from_params(Params({**reader_params, "max_instances": 20}))
+                    vocab = Vocabulary.from_instances(reader.read(config["train_data_path"]))
+                    Model.from_params(config.pop("model"), vocab=vocab)
+            except Exception as error:  # noqa: BLE001 - any failure to build is the cell's
+                message = " ".join(str(error).split())
+                raise ConfigurationError(f"grid cell {cell_name(cell)} cannot be built: {message}") from None
+
+
+def cell_name(cell: dict[str, Any]) -> str:
+    """A file-name-safe name of a cell from its axis values, e.g. `objective=structural,seed=1`."""
+
+    def short(value: Any) -> str:
+        if isinstance(value, dict) and set(value) == {"type"}:
+            return str(value["type"])
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+        return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_")
+
+    return ",".join(f"{axis.split('.')[-1]}={short(value)}" for axis, value in cell.items())
+
+
+@contextmanager
+def _environment(values: dict[str, str]):
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_cells(grid: Grid, cells: list[dict[str, Any]], root: Path, env: dict[str, str], jobs: int) -> None:
+    """Trains the cells without a `metrics.json`, `jobs` at a time, with a status line per minute."""
+    todo = [cell for cell in cells if not (root / cell_name(cell) / "metrics.json").is_file()]
+    if len(todo) < len(cells):
+        click.echo(f"{len(cells) - len(todo)} of {len(cells)} cells are done already", err=True)
+    running: dict[str, tuple[subprocess.Popen, float]] = {}
+    durations: list[float] = []
+    failed: list[str] = []
+    last_status = time.monotonic()
+    while todo or running:
+        while todo and len(running) < jobs:
+            cell = todo.pop(0)
+            name = cell_name(cell)
+            running[name] = (_start_cell(grid, cell, root / name, env), time.monotonic())
+            click.echo(f"started {name}", err=True)
+        time.sleep(0.2)
+        for name, (process, started) in list(running.items()):
+            if process.poll() is None:
+                continue
+            del running[name]
+            if process.returncode == 0:
+                durations.append(time.monotonic() - started)
+                click.echo(f"finished {name} in {durations[-1]:.0f}s", err=True)
+            else:
+                failed.append(name)
+                click.echo(f"FAILED {name} (exit {process.returncode}); see {root / name}/out.log and cell.log", err=True)
+        if running and time.monotonic() - last_status >= STATUS_INTERVAL:
+            last_status = time.monotonic()
+            mean = statistics.mean(durations) if durations else None
+            eta = f", ETA {mean * (len(todo) + len(running)) / jobs:.0f}s" if mean else ""
+            for name in running:
+                epochs = len(list((root / name).glob("metrics_epoch_*.json")))
+                click.echo(f"  running {name}: {epochs} epoch(s) done", err=True)
+            click.echo(f"{len(todo)} cell(s) waiting, {len(running)} running{eta}", err=True)
+    if failed:
+        raise click.ClickException(f"{len(failed)} cell(s) failed: {', '.join(failed)}; run the experiment again to retry them")
+
+
+def _start_cell(grid: Grid, cell: dict[str, Any], run: Path, env: dict[str, str]) -> subprocess.Popen:
+    cell_env, overrides = grid.cell_setup(cell, env)
+    resume = ["--recover"] if (run / "checkpoints").is_dir() and any((run / "checkpoints").iterdir()) else ["-f"]
+    command = [sys.executable, "-m", "structkd_plugin", "train", str(grid.base), "-s", str(run), "-o", json.dumps(overrides), *resume]
+    run.parent.mkdir(parents=True, exist_ok=True)
+    log = open(run.parent / f"{run.name}.log", "w", encoding="utf-8")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(command, env={**os.environ, **cell_env, "OMP_NUM_THREADS": str(grid.threads)}, stdout=log, stderr=log)
+
+
+def collect(grid: Grid, cells: list[dict[str, Any]], root: Path) -> list[dict[str, Any]]:
+    """A row per cell: its axis values (as names), every metric, epochs and seconds."""
+    rows = []
+    for cell in cells:
+        metrics = json.loads((root / cell_name(cell) / "metrics.json").read_text(encoding="utf-8"))
+        row = {axis: cell_name({axis: value}).split("=", 1)[1] for axis, value in cell.items()}
+        row.update({name: value for name, value in metrics.items() if isinstance(value, (int, float))})
+        row["epochs"] = metrics.get("epoch", -1) + 1
+        row["seconds"] = metrics.get("training_duration")
+        rows.append(row)
+    return rows
+
+
+def write_results(rows: list[dict[str, Any]], path: Path) -> None:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with path.open("w", encoding="utf-8", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _summary_metrics(grid: Grid, rows: list[dict[str, Any]]) -> list[str]:
+    if grid.metrics:
+        return list(grid.metrics)
+    return [name for name in rows[0] if name.startswith("test_") or name.startswith("best_validation_")][:4]
+
+
+def summarize(grid: Grid, rows: list[dict[str, Any]]) -> str:
+    """The markdown table: a row per combination of the non-seed axes, mean ± std over seeds."""
+    metrics = _summary_metrics(grid, rows)
+    keys = [axis for axis in grid.axes if axis != "seed"]
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[k] for k in keys), []).append(row)
+    means = {group: {m: statistics.mean(r[m] for r in members if m in r) for m in metrics} for group, members in groups.items()}
+    # The best of each column: the lowest loss, the highest of anything else.
+    best = {m: (min if "loss" in m else max)(values[m] for values in means.values()) for m in metrics}
+    header = [*(k.split(".")[-1] for k in keys), "seeds", *metrics]
+    has_baseline = "objective" in grid.axes and any(row.get("objective") == "none" for row in rows)
+    if has_baseline:
+        header.append(f"{metrics[0]} vs none (paired by seed)")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for group, members in groups.items():
+        cells = list(group) + [str(len(members))]
+        for m in metrics:
+            values = [100 * r[m] if r[m] <= 1 else r[m] for r in members if m in r]
+            text = f"{statistics.mean(values):.2f}" + (f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else "")
+            cells.append(f"**{text}**" if means[group][m] == best[m] else text)
+        if has_baseline:
+            cells.append(_paired_difference(group, keys, members, groups, metrics[0]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _paired_difference(group, keys, members, groups, metric) -> str:
+    """Mean ± std over seeds of (this row - the `none` row with the same seed and other axes)."""
+    baseline_key = tuple("none" if k == "objective" else v for k, v in zip(keys, group))
+    if baseline_key == group or baseline_key not in groups:
+        return ""
+    baseline = {r.get("seed"): r[metric] for r in groups[baseline_key]}
+    differences = [100 * (r[metric] - baseline[r.get("seed")]) for r in members if r.get("seed") in baseline]
+    if not differences:
+        return ""
+    return f"{statistics.mean(differences):+.2f}" + (f" ± {statistics.stdev(differences):.2f}" if len(differences) > 1 else "")
+
+
+def plot(grid: Grid, rows: list[dict[str, Any]], directory: Path) -> None:
+    """PNG plots: each summary metric per objective (seeds as points), and against numeric axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for metric in _summary_metrics(grid, rows):
+        if "objective" in grid.axes:
+            objectives = list(dict.fromkeys(row["objective"] for row in rows))
+            figure, axis = plt.subplots(figsize=(max(4, 1.2 * len(objectives)), 3.2))
+            for x, objective in enumerate(objectives):
+                values = [row[metric] for row in rows if row["objective"] == objective and metric in row]
+                axis.scatter([x] * len(values), values, alpha=0.6)
+                axis.errorbar([x], [statistics.mean(values)], yerr=[statistics.pstdev(values)], fmt="_", color="black", capsize=6)
+            axis.set_xticks(range(len(objectives)), objectives)
+            axis.set_ylabel(metric)
+            figure.tight_layout()
+            figure.savefig(directory / f"{metric}_by_objective.png", dpi=110)
+            plt.close(figure)
+        for axis_name, values in grid.axes.items():
+            if axis_name == "seed" or len(values) < 2 or not all(_number(v) is not None for v in values):
+                continue
+            figure, axis = plt.subplots(figsize=(5, 3.2))
+            for objective in dict.fromkeys(row.get("objective", "") for row in rows):
+                points: dict[float, list[float]] = {}
+                for row in rows:
+                    if row.get("objective", "") == objective and metric in row:
+                        points.setdefault(_number(row[axis_name]), []).append(row[metric])
+                xs = sorted(points)
+                axis.plot(xs, [statistics.mean(points[x]) for x in xs], marker="o", label=objective or metric)
+            axis.set_xlabel(axis_name)
+            axis.set_ylabel(metric)
+            axis.legend()
+            figure.tight_layout()
+            figure.savefig(directory / f"{metric}_by_{axis_name.split('.')[-1]}.png", dpi=110)
+            plt.close(figure)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None

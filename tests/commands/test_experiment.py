@@ -1,0 +1,74 @@
+"""`structkd experiment`: a tiny grid on the fixtures trains its cells, writes the CSV, the summary
+and the plots, skips finished cells when run again (and reruns a broken one), and refuses a grid
+with a cell that cannot be built before running anything."""
+
+import csv
+import json
+
+import pytest
+from tango.common import Params
+
+from structkd_plugin.training.train import train_model
+from tests.commands.test_cli import run_cli
+from tests.toy_model import FIXTURES, REPOSITORY
+
+NER = FIXTURES / "ner"
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    config = {
+        "dataset_reader": {"type": "universal_ner", "label_scheme": "BIO"},
+        "train_data_path": str(NER / "train.iob2"),
+        "model": {"type": "crf_tagger", "label_encoding": "BIO", "text_embedder": {"token_embedders": {"words": {"type": "word", "embedding_dim": 8}}}},
+        "data_loader": {"max_tokens": 300},
+        "trainer": {"optimizer": {"type": "adam", "lr": 0.01}, "num_epochs": 1},
+    }
+    directory = tmp_path_factory.mktemp("teacher")
+    train_model(Params(config), directory / "run")
+    return directory / "run" / "model.tar.gz"
+
+
+def write_grid(path, teacher, objectives):
+    grid = {
+        "base": str(REPOSITORY / "training_configs" / "distill" / "structural.jsonnet"),
+        "env": {"TRAIN_PATH": str(NER / "train.iob2"), "DEV_PATH": str(NER / "dev.iob2"), "TEST_PATH": str(NER / "test.iob2"), "STUDENT": "crf"},
+        "teacher": {"archive": str(teacher)},
+        "axes": {"objective": objectives, "seed": [1, 2], "trainer.num_epochs": [1]},
+        "metrics": ["test_f1-measure-overall"],
+    }
+    path.write_text(json.dumps(grid))
+    return path
+
+
+def test_a_grid_runs_summarizes_plots_and_resumes(teacher, tmp_path, capsys):
+    grid = write_grid(tmp_path / "grid.json", teacher, [{"type": "none"}, {"type": "structural"}])
+    out = tmp_path / "experiment"
+    code, stdout, stderr = run_cli(capsys, "experiment", str(grid), "-s", str(out), "--jobs", "2")
+    assert code == 0, stderr
+    with (out / "results.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert sorted((row["objective"], row["seed"]) for row in rows) == [("none", "1"), ("none", "2"), ("structural", "1"), ("structural", "2")]
+    assert all(float(row["test_f1-measure-overall"]) >= 0 and row["epochs"] == "1" for row in rows)
+    summary = (out / "summary.md").read_text()
+    assert "| objective | num_epochs | seeds | test_f1-measure-overall | test_f1-measure-overall vs none (paired by seed) |" in summary
+    assert summary in stdout and "**" in summary
+    assert (out / "test_f1-measure-overall_by_objective.png").stat().st_size > 1000
+
+    # Run again: the finished cells are skipped, a broken one (no metrics.json) runs again.
+    broken = out / "cells" / "objective=structural,seed=2,num_epochs=1"
+    kept = (out / "cells" / "objective=none,seed=1,num_epochs=1" / "metrics.json").stat().st_mtime_ns
+    (broken / "metrics.json").unlink()
+    code, _, stderr = run_cli(capsys, "experiment", str(grid), "-s", str(out))
+    assert code == 0, stderr
+    assert "3 of 4 cells are done already" in stderr and "started objective=structural,seed=2,num_epochs=1" in stderr
+    assert (broken / "metrics.json").is_file()
+    assert (out / "cells" / "objective=none,seed=1,num_epochs=1" / "metrics.json").stat().st_mtime_ns == kept
+
+
+def test_a_grid_with_a_cell_that_cannot_be_built_is_refused_before_anything_runs(teacher, tmp_path, capsys):
+    grid = write_grid(tmp_path / "grid.json", teacher, [{"type": "structural"}, {"type": "crf_to_softmax"}])
+    code, _, stderr = run_cli(capsys, "experiment", str(grid), "-s", str(tmp_path / "out"))
+    assert code == 2 and "Traceback" not in stderr
+    assert "grid cell objective=crf_to_softmax,seed=1,num_epochs=1 cannot be built" in stderr
+    assert not (tmp_path / "out" / "cells").exists()
