@@ -235,3 +235,22 @@ def test_the_nested_settings_build_their_components(teachers, tmp_path):
     annealed, _ = build(distillation_config(teachers["crf"], {"type": "structural"}, tmp_path, lambda_schedule={"type": "teacher_annealing"}))
     annealed.set_training_progress(0.75)
     assert annealed.current_lambda() == 0.25
+
+
+def test_each_language_gets_its_own_teachers_knowledge(teachers, tmp_path):
+    """In a batch mixing languages, every sentence's knowledge is what its own teacher alone gives."""
+    mixed = {"en": str(teachers["crf"]), "xx": str(teachers["softmax"])}
+    model, instances = build(distillation_config(mixed, {"type": "structural"}, tmp_path))
+    batch = [{**instance, "language": "en" if i % 2 else "xx"} for i, instance in enumerate(instances[:6])]
+    knowledge = model._teacher_knowledge(batch)
+    # The two teachers disagree, so a sentence given the other language's teacher would show.
+    en_alone, _ = build(distillation_config(mixed["en"], {"type": "structural"}, tmp_path))
+    xx_alone, _ = build(distillation_config(mixed["xx"], {"type": "structural"}, tmp_path))
+    assert not torch.allclose(en_alone._teacher_knowledge(batch[:1]).unary, xx_alone._teacher_knowledge(batch[:1]).unary, atol=1e-3)
+    for language, teacher in mixed.items():
+        alone, _ = build(distillation_config(teacher, {"type": "structural"}, tmp_path))
+        rows = [i for i, instance in enumerate(batch) if instance["language"] == language]
+        own = alone._teacher_knowledge([batch[i] for i in rows])
+        length = own.unary.size(1)
+        assert torch.allclose(knowledge.unary[rows, :length], own.unary, atol=1e-6)
+        assert torch.allclose(knowledge.pairwise[rows, :length], own.pairwise, atol=1e-6)
