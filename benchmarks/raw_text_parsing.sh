@@ -26,6 +26,6 @@ case $row in
     config=training_configs/distill/parsing/raw_text.jsonnet
     objective="{\"type\": \"${row%-all}\"}"
     [ "$row" = top_k-all ] && objective="{\"type\": \"top_k\", \"k\": 1}"
-    overrides="{\"random_seed\": $seed, \"model\": {\"objective\": $objective}}" ;;
+    overrides="{\"random_seed\": $seed, \"model\": {\"objective\": $objective}, \"trainer\": {\"num_epochs\": 60, \"patience\": 5}}" ;;
 esac
 exec structkd train "$config" -s "$out" --overrides "$overrides"

@@ -10,8 +10,10 @@ A grid is a Jsonnet (or JSON) object:
         objective: [{ type: "none" }, { type: "structural" }],   // = model.objective
         seed: [1, 2, 3],                                        // = random_seed
         "env.MAX_UNLABELED": ["10000", "50000"],                // an ext var
+        "env.UNLABELED_PATH": { gold: "", raw: "unlabeled/pt/*.txt" },  // values with names
         "model.temperature.value": [1, 2],                      // any override path
       },
+      exclude: [{ objective: "none", "env.MAX_UNLABELED": "50000" }],  // cells left out
       threads: 1,                                               // per cell
       metrics: ["test_f1-measure-overall"],                     // the summary's columns
     }
@@ -19,7 +21,8 @@ A grid is a Jsonnet (or JSON) object:
 Relative paths in `base`, `teacher` and `env` values are read from the grid file's directory. The
 teacher (a config) is trained once into `DIR/teacher/`, and reaches every cell as the ext var
 `TEACHER`; teacher caches go to `DIR/teacher-cache/`, where a cache built by one cell is read by the
-others (a second builder waits for the first). Every cell is first built (config, vocabulary from a
+others (a second builder waits for the first). The cells are every combination of the axes' values
+but those matching an `exclude` entry (e.g. a gold-only baseline given raw text it cannot use). Every cell is first built (config, vocabulary from a
 few sentences, model with its teacher): a grid with a cell that cannot be built is refused before
 anything runs, naming the cell. Cells then train as separate `structkd train` processes, `--jobs`
 at a time, in `DIR/cells/NAME/`; a cell with a `metrics.json` is done and skipped when the
@@ -32,6 +35,7 @@ metric per objective with its seeds' spread, and against every numeric axis.
 """
 
 import csv
+import glob
 import itertools
 import json
 import os
@@ -85,7 +89,7 @@ def experiment_command(grid_file: str, serialization_dir: str, jobs: int) -> Non
 class Grid:
     """A parsed grid file (see the module docstring)."""
 
-    KEYS = ("base", "env", "teacher", "axes", "threads", "metrics")
+    KEYS = ("base", "env", "teacher", "axes", "exclude", "threads", "metrics")
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -98,10 +102,20 @@ class Grid:
         self.base = self._path(spec["base"])
         self.env = {name: self._value(value) for name, value in (spec.get("env") or {}).items()}
         self.teacher = spec.get("teacher")
-        self.axes: dict[str, list[Any]] = spec["axes"]
-        for axis, values in self.axes.items():
+        # An axis is a list of values, or an object naming its values (for long ones, like paths).
+        self.axes: dict[str, list[Any]] = {}
+        self.labels: dict[str, dict[str, str]] = {}
+        for axis, values in spec["axes"].items():
+            if isinstance(values, dict):
+                self.labels[axis] = {_key(value): label for label, value in values.items()}
+                values = list(values.values())
             if not isinstance(values, list) or not values:
-                raise ConfigurationError(f"{path}: axis {axis!r} needs a non-empty list of values")
+                raise ConfigurationError(f"{path}: axis {axis!r} needs a non-empty list of values, or an object naming them")
+            self.axes[axis] = values
+        self.exclude: list[dict[str, Any]] = spec.get("exclude") or []
+        for entry in self.exclude:
+            if not isinstance(entry, dict) or not entry or set(entry) - set(self.axes):
+                raise ConfigurationError(f"{path}: each `exclude` entry maps some of the axes {list(self.axes)} to a value, not {entry!r}")
         self.threads = int(spec.get("threads", 1))
         self.metrics = spec.get("metrics")
 
@@ -110,9 +124,14 @@ class Grid:
         return candidate if candidate.exists() else Path(value)
 
     def _value(self, value: Any) -> str:
-        """An ext var's value: a path relative to the grid file when one exists there."""
-        text = str(value)
-        return str(self.path.parent / text) if (self.path.parent / text).exists() and not Path(text).is_absolute() else text
+        """An ext var's value, where each of its comma-separated parts that names files relative to
+        the grid file (a path or a glob) is read from there."""
+
+        def resolved(part: str) -> str:
+            relative = part and not Path(part).is_absolute() and glob.glob(str(self.path.parent / part))
+            return str(self.path.parent / part) if relative else part
+
+        return ",".join(resolved(part) for part in str(value).split(","))
 
     def teacher_archive(self, directory: Path, env: dict[str, str]) -> Path | None:
         """The teacher's archive: given, or trained once from its config into `directory/teacher`."""
@@ -127,15 +146,22 @@ class Grid:
             command = [sys.executable, "-m", "structkd_plugin", "train", str(self._path(self.teacher["config"])), "-s", str(run), *recover]
             if self.teacher.get("overrides"):
                 command += ["-o", json.dumps(self.teacher["overrides"])]
-            completed = subprocess.run(command, env={**os.environ, **env, "OMP_NUM_THREADS": str(self.threads)})
+            completed = subprocess.run(command, check=False, env={**os.environ, **env, "OMP_NUM_THREADS": str(self.threads)})
             if completed.returncode != 0:
                 raise click.ClickException(f"training the teacher failed (exit {completed.returncode}); see {run}/out.log")
         return run / "model.tar.gz"
 
     def cells(self) -> list[dict[str, Any]]:
-        """Every combination of the axes' values, in the order of the axes."""
+        """Every combination of the axes' values, in the order of the axes, but those that match all
+        the values of an `exclude` entry (compared by name: `"none"` matches `{type: "none"}`, and a
+        named value matches its name)."""
         names = list(self.axes)
-        return [dict(zip(names, values)) for values in itertools.product(*(self.axes[name] for name in names))]
+        combinations = [dict(zip(names, values)) for values in itertools.product(*(self.axes[name] for name in names))]
+
+        def excluded(cell: dict[str, Any]) -> bool:
+            return any(all(self.value_name(a, cell[a]) in (self.value_name(a, v), _short(v)) for a, v in entry.items()) for entry in self.exclude)
+
+        return [cell for cell in combinations if not excluded(cell)]
 
     def cell_setup(self, cell: dict[str, Any], env: dict[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
         """A cell's ext vars and its overrides (nested, from dotted paths)."""
@@ -168,19 +194,28 @@ class Grid:
                     Model.from_params(config.pop("model"), vocab=vocab)
             except Exception as error:  # noqa: BLE001 - any failure to build is the cell's
                 message = " ".join(str(error).split())
-                raise ConfigurationError(f"grid cell {cell_name(cell)} cannot be built: {message}") from None
+                raise ConfigurationError(f"grid cell {self.cell_name(cell)} cannot be built: {message}") from None
+
+    def value_name(self, axis: str, value: Any) -> str:
+        """A file-name-safe name of an axis value: its name in the grid, the type of a `{type: ...}`
+        object, or the value itself."""
+        label = self.labels.get(axis, {}).get(_key(value))
+        return _short(label if label is not None else value)
+
+    def cell_name(self, cell: dict[str, Any]) -> str:
+        """A file-name-safe name of a cell from its axis values, e.g. `objective=structural,seed=1`."""
+        return ",".join(f"{axis.split('.')[-1]}={self.value_name(axis, value)}" for axis, value in cell.items())
 
 
-def cell_name(cell: dict[str, Any]) -> str:
-    """A file-name-safe name of a cell from its axis values, e.g. `objective=structural,seed=1`."""
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
 
-    def short(value: Any) -> str:
-        if isinstance(value, dict) and set(value) == {"type"}:
-            return str(value["type"])
-        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
-        return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_")
 
-    return ",".join(f"{axis.split('.')[-1]}={short(value)}" for axis, value in cell.items())
+def _short(value: Any) -> str:
+    if isinstance(value, dict) and set(value) == {"type"}:
+        return str(value["type"])
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_")
 
 
 @contextmanager
@@ -199,7 +234,7 @@ def _environment(values: dict[str, str]):
 
 def run_cells(grid: Grid, cells: list[dict[str, Any]], root: Path, env: dict[str, str], jobs: int) -> None:
     """Trains the cells without a `metrics.json`, `jobs` at a time, with a status line per minute."""
-    todo = [cell for cell in cells if not (root / cell_name(cell) / "metrics.json").is_file()]
+    todo = [cell for cell in cells if not (root / grid.cell_name(cell) / "metrics.json").is_file()]
     if len(todo) < len(cells):
         click.echo(f"{len(cells) - len(todo)} of {len(cells)} cells are done already", err=True)
     running: dict[str, tuple[subprocess.Popen, float]] = {}
@@ -209,7 +244,7 @@ def run_cells(grid: Grid, cells: list[dict[str, Any]], root: Path, env: dict[str
     while todo or running:
         while todo and len(running) < jobs:
             cell = todo.pop(0)
-            name = cell_name(cell)
+            name = grid.cell_name(cell)
             running[name] = (_start_cell(grid, cell, root / name, env), time.monotonic())
             click.echo(f"started {name}", err=True)
         time.sleep(0.2)
@@ -248,8 +283,8 @@ def collect(grid: Grid, cells: list[dict[str, Any]], root: Path) -> list[dict[st
     """A row per cell: its axis values (as names), every metric, epochs and seconds."""
     rows = []
     for cell in cells:
-        metrics = json.loads((root / cell_name(cell) / "metrics.json").read_text(encoding="utf-8"))
-        row = {axis: cell_name({axis: value}).split("=", 1)[1] for axis, value in cell.items()}
+        metrics = json.loads((root / grid.cell_name(cell) / "metrics.json").read_text(encoding="utf-8"))
+        row = {axis: grid.value_name(axis, value) for axis, value in cell.items()}
         row.update({name: value for name, value in metrics.items() if isinstance(value, (int, float))})
         row["epochs"] = metrics.get("epoch", -1) + 1
         row["seconds"] = metrics.get("training_duration")
@@ -268,7 +303,7 @@ def write_results(rows: list[dict[str, Any]], path: Path) -> None:
 def _summary_metrics(grid: Grid, rows: list[dict[str, Any]]) -> list[str]:
     if grid.metrics:
         return list(grid.metrics)
-    return [name for name in rows[0] if name.startswith("test_") or name.startswith("best_validation_")][:4]
+    return [name for name in rows[0] if name.startswith(("test_", "best_validation_"))][:4]
 
 
 def summarize(grid: Grid, rows: list[dict[str, Any]]) -> str:

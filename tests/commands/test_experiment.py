@@ -7,7 +7,9 @@ import json
 
 import pytest
 from tango.common import Params
+from tango.common.exceptions import ConfigurationError
 
+from structkd_plugin.commands.experiment import Grid
 from structkd_plugin.training.train import train_model
 from tests.commands.test_cli import run_cli
 from tests.toy_model import FIXTURES, REPOSITORY
@@ -72,3 +74,28 @@ def test_a_grid_with_a_cell_that_cannot_be_built_is_refused_before_anything_runs
     assert code == 2 and "Traceback" not in stderr
     assert "grid cell objective=crf_to_softmax,seed=1,num_epochs=1 cannot be built" in stderr
     assert not (tmp_path / "out" / "cells").exists()
+
+
+def test_excluded_combinations_are_left_out_of_the_grid(tmp_path):
+    spec = {
+        "base": "base.jsonnet",
+        "env": {"UNLABELED_PATH": ""},
+        "axes": {"objective": [{"type": "none"}, {"type": "structural"}], "env.UNLABELED_PATH": {"gold": "", "raw": "raw/*.txt,b.txt"}, "seed": [1, 2]},
+        "exclude": [{"objective": "none", "env.UNLABELED_PATH": "raw"}],
+    }
+    (tmp_path / "grid.json").write_text(json.dumps(spec))
+    grid = Grid(tmp_path / "grid.json")
+    cells = grid.cells()
+    assert [(c["objective"]["type"], c["env.UNLABELED_PATH"], c["seed"]) for c in cells] == [
+        ("none", "", 1), ("none", "", 2), ("structural", "", 1), ("structural", "", 2), ("structural", "raw/*.txt,b.txt", 1), ("structural", "raw/*.txt,b.txt", 2)
+    ]
+    assert grid.cell_name(cells[-1]) == "UNLABELED_PATH=raw,objective=structural,seed=2"  # Jsonnet sorts the axes
+    # Relative paths and globs that name files are read from the grid's directory.
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "a.txt").write_text("x\n")
+    assert grid.cell_setup(cells[-1], {})[0]["UNLABELED_PATH"] == f"{tmp_path}/raw/*.txt,b.txt"
+    # An empty ext var stays empty (not the grid's directory, which exists).
+    assert Grid(tmp_path / "grid.json").env == {"UNLABELED_PATH": ""}
+    (tmp_path / "grid.json").write_text(json.dumps({**spec, "exclude": [{"student": "crf"}]}))
+    with pytest.raises(ConfigurationError, match="exclude"):
+        Grid(tmp_path / "grid.json")

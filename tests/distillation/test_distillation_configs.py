@@ -72,3 +72,13 @@ def test_distillation_configs_build_and_score_the_fixture(teachers, path, studen
     model = Model.from_params(Params(config["model"]), vocab=vocab)
     output = model(**model.tensorize(instances[:4]))
     assert torch.isfinite(output["loss"]) and torch.isfinite(output["kd_loss"])
+
+
+@pytest.mark.parametrize("path", [ROOT / "training_configs" / "distill" / "raw_text.jsonnet", ROOT / "training_configs" / "distill" / "parsing" / "raw_text.jsonnet"], ids=["ner", "parsing"])
+def test_the_raw_text_recipes_without_raw_text_are_their_gold_only_baselines(path, monkeypatch):
+    for variable in ("TRAIN_PATH", "DEV_PATH", "TEST_PATH", "TEACHER"):
+        monkeypatch.setenv(variable, "x")
+    monkeypatch.setenv("UNLABELED_PATH", "")
+    config = load_config(path).as_dict()
+    assert "unlabeled_data_path" not in config and "unlabeled_dataset_reader" not in config
+    assert "unlabeled_ratio" not in config["data_loader"] and config["trainer"]["patience"] == 5

@@ -3,16 +3,18 @@
 // crf_chars by default: a BiLSTM-CRF over words and characters) learns from both with
 // structural KD. Ext vars, besides base.libsonnet's TEACHER, TRAIN_PATH, DEV_PATH, TEST_PATH:
 //   UNLABELED_PATH: raw text, one sentence per line (a glob or comma-separated files, read in
-//     that order: put the text closest to the gold data's domain first);
+//     that order: put the text closest to the gold data's domain first;
+//     "" for none: the same student on the gold sentences alone, the tables' baseline rows);
 //   MAX_UNLABELED: how many of its sentences to use ("0" for all);
 //   TEXT_LANG: the language of spaCy's rule-based tokenizer for the raw text (pt, en, ...), the
 //     tokenizer the exported spaCy pipeline sees at inference.
 // An epoch is one pass over the gold batches with as many unlabeled batches interleaved; the
 // unlabeled batches run on across epochs, so every raw sentence is seen once before any repeats.
 // Training stops when dev F1 has not risen for `patience` epochs.
+local unlabeled_path = std.extVar("UNLABELED_PATH");
 local max_unlabeled = std.parseInt(std.extVar("MAX_UNLABELED"));
-(import "base.libsonnet")({ type: "structural" }, student_kind="crf_chars") + {
-  unlabeled_data_path: std.extVar("UNLABELED_PATH"),
+local raw_text = {
+  unlabeled_data_path: unlabeled_path,
   unlabeled_dataset_reader: {
     type: "plain_text",
     tokenizer: "spacy",
@@ -24,5 +26,7 @@ local max_unlabeled = std.parseInt(std.extVar("MAX_UNLABELED"));
     skip_bad_lines: true,
   },
   data_loader+: { unlabeled_ratio: 1.0 },
+};
+(import "base.libsonnet")({ type: "structural" }, student_kind="crf_chars") + (if unlabeled_path == "" then {} else raw_text) + {
   trainer+: { num_epochs: 60, patience: 5 },
 }
