@@ -47,6 +47,7 @@ CONFIG_KEYS = (
     "dataset_reader",
     "validation_dataset_reader",
     "train_data_path",
+    "gold_fraction",
     "unlabeled_data_path",
     "unlabeled_dataset_reader",
     "validation_data_path",
@@ -247,6 +248,7 @@ def _read_datasets(
         "validation": (params.pop("validation_data_path", None), validation_reader),
         "test": (params.pop("test_data_path", None), validation_reader),
     }
+    gold_fraction = params.pop_float("gold_fraction", None)
     datasets = {}
     for name, (path, dataset_reader) in paths.items():
         if path is None:
@@ -260,7 +262,24 @@ def _read_datasets(
             datasets[name] = list(dataset_reader.read(path))
         if not datasets[name]:
             raise DataError(path, None, f"the {name} data has no sentence")
+    if gold_fraction is not None:
+        _keep_gold_fraction(datasets, gold_fraction)
     return datasets
+
+
+def _keep_gold_fraction(datasets: dict[str, Any], fraction: float) -> None:
+    """The semi-supervised setting: the first `fraction` of the training sentences keep their
+    labels, the others join the unlabeled data with their labels removed."""
+    if not 0 < fraction <= 1:
+        raise ConfigurationError(f"gold_fraction must be in (0, 1], not {fraction}")
+    train = datasets["train"]
+    kept = max(1, round(fraction * len(train)))
+    if kept == len(train):
+        return
+    unlabeled = (without_labels(instance, keep=INPUT_LABEL_KEYS) for instance in train[kept:])
+    datasets["train"] = train[:kept]
+    datasets["unlabeled"] = SentenceStore(chain(unlabeled, datasets.get("unlabeled", ())))
+    logger.info("gold_fraction %s: %d training sentences keep their labels, %d are unlabeled", fraction, kept, len(train) - kept)
 
 
 def _check_serialization_dir(directory: Path, config: dict[str, Any], recover: bool, force: bool) -> None:

@@ -189,3 +189,25 @@ def test_min_batches_per_epoch_shrinks_the_budget_on_a_small_corpus():
     assert budget == 33
     assert len(InstanceLoader(sentences, lambda batch: batch, shuffle=False, max_tokens=budget)) >= 10
     assert _budget_for_batches(sentences, 50, 2) == 50  # a large corpus keeps max_tokens
+
+
+def test_gold_fraction_keeps_the_first_sentences_labels_and_makes_the_rest_unlabeled():
+    from structkd_plugin.data import UniversalNerDatasetReader
+    from structkd_plugin.training.train import _read_datasets
+
+    reader = UniversalNerDatasetReader()
+    train = REPOSITORY / "fixtures" / "ner" / "train.iob2"
+    raw = REPOSITORY / "fixtures" / "ner" / "test.iob2"
+    sentences = list(reader.read(train))
+    params = Params({"train_data_path": str(train), "unlabeled_data_path": str(raw), "gold_fraction": 0.25})
+    datasets = _read_datasets(params, reader, reader, reader)
+    kept = round(0.25 * len(sentences))
+    assert [i["words"] for i in datasets["train"]] == [i["words"] for i in sentences[:kept]]
+    assert all("tags" in i for i in datasets["train"])
+    unlabeled = list(datasets["unlabeled"])
+    held_out = len(sentences) - kept
+    assert [i["words"] for i in unlabeled[:held_out]] == [i["words"] for i in sentences[kept:]]
+    assert len(unlabeled) == held_out + len(list(reader.read(raw)))
+    assert not any("tags" in i for i in unlabeled)
+    with pytest.raises(ConfigurationError, match="gold_fraction must be in"):
+        _read_datasets(Params({"train_data_path": str(train), "gold_fraction": 1.5}), reader, reader, reader)
