@@ -1,137 +1,78 @@
-"""The end-to-end example behind `make demo`, on the bundled fixtures (fixtures/ner/).
+"""The end-to-end example behind `make demo`, on a bundled slice of a real corpus (fixtures/bosque/:
+2,000 training sentences of UniversalNER Portuguese-Bosque, CC BY-SA 4.0).
 
-1. Trains a BiLSTM-CRF teacher (training_configs/ner/bilstm_crf.jsonnet).
-2. Distills it into a small CRF student with several KD objectives, one config each
-   (training_configs/distill/*.jsonnet), changing nothing else.
-3. Prints their test scores side by side.
-4. Does the same for dependency parsing on the UD fixture: a biaffine tree-CRF teacher
-   (training_configs/parsing/), distilled into a small biaffine student with and without KD
-   (training_configs/distill/parsing/).
-5. Ships the structural-KD students as spaCy pipelines (`structkd export-spacy`) and runs them
-   through spaCy on a few sentences, printing the entities and the parse.
+1. `structkd experiment training_configs/experiments/demo.jsonnet`: trains a BiLSTM-CRF teacher on
+   all 2,000 training sentences, then a small CRF student that keeps the labels of only 10% of
+   them and sees the rest as unlabeled text, without KD (`none`) and with structural KD. It prints
+   the table and saves a plot.
+2. Ships the better student as a spaCy pipeline (`structkd export-spacy`) and runs it through spaCy
+   on a few sentences, printing the entities it finds.
 
-Each run is exactly `structkd train CONFIG -s DIR --overrides ...`; the overrides only shrink the
-real configs to fixture size (a 90-sentence training set). Runs go to runs/demo/ (or --output).
+Runs go to runs/demo/ (or --output), which the demo starts afresh.
 """
 
 import argparse
+import csv
 import json
-import os
 import shutil
+import statistics
 import time
 from pathlib import Path
 
 import spacy
 
 from structkd_plugin.commands.cli import cli
-from structkd_plugin.config import import_plugins, load_config
-from structkd_plugin.training.train import train_model
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURE_SIZE = {
-    "trainer": {"num_epochs": 25, "patience": 8},
-    "data_loader": {"max_tokens": 120},
-    "vocabulary": {"min_count": {"tokens": 1}},
-}
-STUDENTS = [
-    ("none", "gold only (baseline)"),
-    ("token", "token KD (Hinton)"),
-    ("posterior", "posterior KD"),
-    ("structural", "structural KD (Wang et al.)"),
-]
-PARSING_STUDENTS = [("none", "gold only (baseline)"), ("structural", "structural KD (arc marginals)")]
+GRID = ROOT / "training_configs" / "experiments" / "demo.jsonnet"
+METRIC = "test_f1-measure-overall"
 SPACY_SENTENCES = [
-    "Tomasz Nowak was appointed chief executive of Marlow Bank.",
-    "Maria Silva flew from Gdansk to London on Monday.",
-    "The Bank of England said prices rose in March.",
+    "O presidente Fernando Henrique Cardoso chegou ontem a Lisboa para uma reunião com o primeiro-ministro António Guterres.",
+    "A Petrobras anunciou novos investimentos no Rio de Janeiro e em São Paulo.",
+    "O Benfica venceu o FC Porto no Estádio da Luz, disse o treinador.",
 ]
 
 
-def train(config: str, directory: Path, extra: dict | None = None) -> dict:
-    overrides = json.dumps({**FIXTURE_SIZE, **(extra or {})})
-    started = time.perf_counter()
-    model = train_model(load_config(ROOT / config, overrides), directory, force=True)
-    elapsed = time.perf_counter() - started
-    metrics = json.loads((directory / "metrics.json").read_text(encoding="utf-8"))
-    model_config = json.loads((directory / "config.json").read_text(encoding="utf-8"))["model"]
-    archived, _ = model.model_to_archive(model_config)  # the student alone, for a distillation run
-    parameters = sum(p.numel() for p in archived.parameters())
-    return {**metrics, "seconds": elapsed, "parameters": parameters}
+def structkd(*arguments: str) -> None:
+    print(f"\n== structkd {' '.join(arguments)}", flush=True)
+    cli.main(args=list(arguments), standalone_mode=False)
+
+
+def best_student(output: Path) -> tuple[str, Path]:
+    """The objective with the highest mean test F1, and its first seed's student archive."""
+    with (output / "results.csv").open(encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    by_objective: dict[str, list[dict]] = {}
+    for row in rows:
+        by_objective.setdefault(row["objective"], []).append(row)
+    objective = max(by_objective, key=lambda name: statistics.mean(float(row[METRIC]) for row in by_objective[name]))
+    cell = f"objective={objective},seed={by_objective[objective][0]['seed']}"
+    return objective, output / "cells" / cell / "model.tar.gz"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default=str(ROOT / "runs" / "demo"), help="where the runs go")
+    parser.add_argument("--jobs", type=int, default=2, help="students trained at once")
     args = parser.parse_args()
     output = Path(args.output)
     if output.exists():
         shutil.rmtree(output)
-    fixtures = ROOT / "fixtures" / "ner"
-    os.environ.update(
-        TRAIN_PATH=str(fixtures / "train.iob2"),
-        DEV_PATH=str(fixtures / "dev.iob2"),
-        TEST_PATH=str(fixtures / "test.iob2"),
-        STUDENT="crf",
-    )
-    import_plugins()
+    started = time.perf_counter()
+    structkd("experiment", str(GRID), "-s", str(output), "--jobs", str(args.jobs))
+    teacher = json.loads((output / "teacher" / "metrics.json").read_text(encoding="utf-8"))
+    print(f"The teacher (BiLSTM-CRF, all 2,000 gold sentences): test F1 {100 * teacher[METRIC]:.2f}.")
+    print(f"The students saw the labels of 200 of them. Plot: {output / (METRIC + '_by_objective.png')}")
 
-    print("== training the teacher (BiLSTM-CRF, words + characters)", flush=True)
-    results = [("teacher: BiLSTM-CRF", train("training_configs/ner/bilstm_crf.jsonnet", output / "teacher"))]
-    os.environ["TEACHER"] = str(output / "teacher" / "model.tar.gz")
-    cache = {"model": {"teacher_cache": {"directory": str(output / "teacher-cache")}}}
-    for objective, description in STUDENTS:
-        print(f"== distilling a small CRF student: {description}", flush=True)
-        run = train(f"training_configs/distill/{objective}.jsonnet", output / f"student-{objective}", cache)
-        results.append((f"student: {description}", run))
-
-    print()
-    print(f"{'model':<40} {'parameters':>10} {'test F1':>8} {'dev F1':>8} {'train s':>8}")
-    for name, metrics in results:
-        print(
-            f"{name:<40} {metrics['parameters']:>10,} {metrics['test_f1-measure-overall']:>8.3f} "
-            f"{metrics['best_validation_f1-measure-overall']:>8.3f} {metrics['seconds']:>8.1f}"
-        )
-    print(f"\nArchives, metrics and logs are in {output}/*/ (the students' archives hold the student alone).")
-    parse(output)
-    nlp = ship_with_spacy(output / "student-structural" / "model.tar.gz", output / "spacy-student")
-    parser = ship_with_spacy(output / "parser-student-structural" / "model.tar.gz", output / "spacy-parser", nlp)
-    for doc in parser.pipe(SPACY_SENTENCES):
+    objective, archive = best_student(output)
+    pipeline = output / "spacy-student"
+    structkd("export-spacy", str(archive), str(pipeline), "--lang", "pt")
+    nlp = spacy.load(pipeline)
+    print(f"\nThe `{objective}` student inside spaCy ({', '.join(nlp.pipe_names)}):")
+    for doc in nlp.pipe(SPACY_SENTENCES):
         entities = ", ".join(f"{entity.text} [{entity.label_}]" for entity in doc.ents) or "(none)"
-        print(f"\n{doc.text}\n    entities: {entities}")
-        for token in doc:
-            head = "ROOT" if token.head.i == token.i else f"{token.head.text} ({token.head.i + 1})"
-            print(f"    {token.i + 1:>3} {token.text:<12} <-{token.dep_}- {head}")
-
-
-def parse(output: Path) -> None:
-    """A parser teacher and two parser students on the UD fixture (30 sentences), side by side."""
-    treebank = str(ROOT / "fixtures" / "universal_dependencies.conllu")
-    os.environ.update(TRAIN_PATH=treebank, DEV_PATH=treebank, TEST_PATH=treebank, STUDENT="biaffine")
-    size = {"trainer": {"num_epochs": 20, "patience": 8}, "vocabulary": {"min_count": {"tokens": 1}}}
-    print("\n== training a parser teacher (biaffine, non-projective tree CRF)", flush=True)
-    teacher = {"model": {"tree": "nonprojective"}}
-    results = [("teacher: biaffine tree CRF", train("training_configs/parsing/biaffine_parser.jsonnet", output / "parser-teacher", {**teacher, **size}))]
-    os.environ["TEACHER"] = str(output / "parser-teacher" / "model.tar.gz")
-    for objective, description in PARSING_STUDENTS:
-        print(f"== distilling a small biaffine student: {description}", flush=True)
-        run = train(f"training_configs/distill/parsing/{objective}.jsonnet", output / f"parser-student-{objective}", size)
-        results.append((f"student: {description}", run))
-    print(f"\n{'model (trained and scored on the 30-sentence fixture)':<54} {'parameters':>10} {'UAS':>6} {'LAS':>6}")
-    for name, metrics in results:
-        print(f"{name:<54} {metrics['parameters']:>10,} {metrics['test_UAS']:>6.3f} {metrics['test_LAS']:>6.3f}")
-
-
-def ship_with_spacy(archive: Path, pipeline: Path, base: spacy.Language | None = None) -> spacy.Language:
-    """Exports a student as a spaCy pipeline (added to `base`'s when given) and loads it."""
-    arguments = ["export-spacy", str(archive), str(pipeline)]
-    if base is None:
-        arguments += ["--lang", "en"]
-    else:
-        base.to_disk(pipeline.with_name(pipeline.name + "-base"))
-        arguments += ["--base-pipeline", str(pipeline.with_name(pipeline.name + "-base"))]
-    print(f"\n== structkd {' '.join(arguments)}", flush=True)
-    cli.main(args=arguments, standalone_mode=False)
-    return spacy.load(pipeline)
+        print(f"  {doc.text}\n    entities: {entities}")
+    print(f"\nThe demo took {time.perf_counter() - started:.0f} s. Runs, archives and logs are in {output}/.")
 
 
 if __name__ == "__main__":

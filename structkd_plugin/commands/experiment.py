@@ -6,6 +6,7 @@ A grid is a Jsonnet (or JSON) object:
       base: "training_configs/distill/base_structural.jsonnet",  // the config every cell trains
       env: { TRAIN_PATH: "...", DEV_PATH: "...", TEST_PATH: "...", STUDENT: "crf" },  // its ext vars
       teacher: { config: "training_configs/ner/bilstm_crf.jsonnet" },  // or { archive: "model.tar.gz" }
+      overrides: { gold_fraction: 0.1 },                        // for every cell
       axes: {
         objective: [{ type: "none" }, { type: "structural" }],   // = model.objective
         seed: [1, 2, 3],                                        // = random_seed
@@ -19,7 +20,8 @@ A grid is a Jsonnet (or JSON) object:
     }
 
 Relative paths in `base`, `teacher` and `env` values are read from the grid file's directory. The
-teacher (a config) is trained once into `DIR/teacher/`, and reaches every cell as the ext var
+teacher (a config, with its own `overrides`) is trained once into `DIR/teacher/`, with the threads of
+all `--jobs`, and reaches every cell as the ext var
 `TEACHER`; teacher caches go to `DIR/teacher-cache/`, where a cache built by one cell is read by the
 others (a second builder waits for the first). The cells are every combination of the axes' values
 but those matching an `exclude` entry (e.g. a gold-only baseline given raw text it cannot use). Every cell is first built (config, vocabulary from a
@@ -34,6 +36,7 @@ in bold, and the difference to the `none` objective paired by seed) and PNG plot
 metric per objective with its seeds' spread, and against every numeric axis.
 """
 
+import copy
 import csv
 import glob
 import itertools
@@ -71,7 +74,7 @@ def experiment_command(grid_file: str, serialization_dir: str, jobs: int) -> Non
     directory = Path(serialization_dir)
     directory.mkdir(parents=True, exist_ok=True)
     env = dict(grid.env, STRUCTKD_CACHE=str(directory / "teacher-cache"))
-    teacher = grid.teacher_archive(directory, env)
+    teacher = grid.teacher_archive(directory, env, grid.threads * jobs)
     if teacher is not None:
         env["TEACHER"] = str(teacher)
     cells = grid.cells()
@@ -89,7 +92,7 @@ def experiment_command(grid_file: str, serialization_dir: str, jobs: int) -> Non
 class Grid:
     """A parsed grid file (see the module docstring)."""
 
-    KEYS = ("base", "env", "teacher", "axes", "exclude", "threads", "metrics")
+    KEYS = ("base", "env", "teacher", "overrides", "axes", "exclude", "threads", "metrics")
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -116,6 +119,7 @@ class Grid:
         for entry in self.exclude:
             if not isinstance(entry, dict) or not entry or set(entry) - set(self.axes):
                 raise ConfigurationError(f"{path}: each `exclude` entry maps some of the axes {list(self.axes)} to a value, not {entry!r}")
+        self.overrides: dict[str, Any] = spec.get("overrides") or {}
         self.threads = int(spec.get("threads", 1))
         self.metrics = spec.get("metrics")
 
@@ -133,8 +137,9 @@ class Grid:
 
         return ",".join(resolved(part) for part in str(value).split(","))
 
-    def teacher_archive(self, directory: Path, env: dict[str, str]) -> Path | None:
-        """The teacher's archive: given, or trained once from its config into `directory/teacher`."""
+    def teacher_archive(self, directory: Path, env: dict[str, str], threads: int) -> Path | None:
+        """The teacher's archive: given, or trained once from its config into `directory/teacher`
+        with `threads` threads (it trains alone, before the cells)."""
         if not self.teacher:
             return None
         if "archive" in self.teacher:
@@ -146,7 +151,7 @@ class Grid:
             command = [sys.executable, "-m", "structkd_plugin", "train", str(self._path(self.teacher["config"])), "-s", str(run), *recover]
             if self.teacher.get("overrides"):
                 command += ["-o", json.dumps(self.teacher["overrides"])]
-            completed = subprocess.run(command, check=False, env={**os.environ, **env, "OMP_NUM_THREADS": str(self.threads)})
+            completed = subprocess.run(command, check=False, env={**os.environ, **env, "OMP_NUM_THREADS": str(threads)})
             if completed.returncode != 0:
                 raise click.ClickException(f"training the teacher failed (exit {completed.returncode}); see {run}/out.log")
         return run / "model.tar.gz"
@@ -164,8 +169,9 @@ class Grid:
         return [cell for cell in combinations if not excluded(cell)]
 
     def cell_setup(self, cell: dict[str, Any], env: dict[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
-        """A cell's ext vars and its overrides (nested, from dotted paths)."""
-        cell_env, overrides = dict(env), {}
+        """A cell's ext vars and its overrides: the grid's, and the cell's axes (nested, from
+        dotted paths)."""
+        cell_env, overrides = dict(env), copy.deepcopy(self.overrides)
         for axis, value in cell.items():
             if axis.startswith("env."):
                 cell_env[axis[len("env.") :]] = self._value(value)

@@ -82,6 +82,7 @@ def test_excluded_combinations_are_left_out_of_the_grid(tmp_path):
         "env": {"UNLABELED_PATH": ""},
         "axes": {"objective": [{"type": "none"}, {"type": "structural"}], "env.UNLABELED_PATH": {"gold": "", "raw": "raw/*.txt,b.txt"}, "seed": [1, 2]},
         "exclude": [{"objective": "none", "env.UNLABELED_PATH": "raw"}],
+        "overrides": {"gold_fraction": 0.1, "model": {"dropout": 0.5}},
     }
     (tmp_path / "grid.json").write_text(json.dumps(spec))
     grid = Grid(tmp_path / "grid.json")
@@ -94,6 +95,9 @@ def test_excluded_combinations_are_left_out_of_the_grid(tmp_path):
     (tmp_path / "raw").mkdir()
     (tmp_path / "raw" / "a.txt").write_text("x\n")
     assert grid.cell_setup(cells[-1], {})[0]["UNLABELED_PATH"] == f"{tmp_path}/raw/*.txt,b.txt"
+    # The grid's overrides reach every cell, merged with the cell's own.
+    assert grid.cell_setup(cells[-1], {})[1] == {"gold_fraction": 0.1, "model": {"dropout": 0.5, "objective": {"type": "structural"}}, "random_seed": 2}
+    assert grid.overrides == {"gold_fraction": 0.1, "model": {"dropout": 0.5}}
     # An empty ext var stays empty (not the grid's directory, which exists).
     assert Grid(tmp_path / "grid.json").env == {"UNLABELED_PATH": ""}
     (tmp_path / "grid.json").write_text(json.dumps({**spec, "exclude": [{"student": "crf"}]}))
