@@ -203,8 +203,8 @@ class Grid:
                 raise ConfigurationError(f"grid cell {self.cell_name(cell)} cannot be built: {message}") from None
 
     def value_name(self, axis: str, value: Any) -> str:
-        """A file-name-safe name of an axis value: its name in the grid, the type of a `{type: ...}`
-        object, or the value itself."""
+        """A file-name-safe name of an axis value: its name in the grid, the type (and arguments) of
+        a `{type: ...}` object, or the value itself."""
         label = self.labels.get(axis, {}).get(_key(value))
         return _short(label if label is not None else value)
 
@@ -218,8 +218,10 @@ def _key(value: Any) -> str:
 
 
 def _short(value: Any) -> str:
-    if isinstance(value, dict) and set(value) == {"type"}:
-        return str(value["type"])
+    if isinstance(value, dict) and "type" in value:
+        # A registered component: its type, then its other arguments (`top_k-k_5`).
+        arguments = (f"{key}_{_short(argument)}" for key, argument in sorted(value.items()) if key != "type")
+        return "-".join([_short(value["type"]), *arguments])
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_")
 

@@ -91,6 +91,7 @@ def test_excluded_combinations_are_left_out_of_the_grid(tmp_path):
         ("none", "", 1), ("none", "", 2), ("structural", "", 1), ("structural", "", 2), ("structural", "raw/*.txt,b.txt", 1), ("structural", "raw/*.txt,b.txt", 2)
     ]
     assert grid.cell_name(cells[-1]) == "UNLABELED_PATH=raw,objective=structural,seed=2"  # Jsonnet sorts the axes
+    assert grid.value_name("objective", {"type": "top_k", "k": 5}) == "top_k-k_5"
     # Relative paths and globs that name files are read from the grid's directory.
     (tmp_path / "raw").mkdir()
     (tmp_path / "raw" / "a.txt").write_text("x\n")

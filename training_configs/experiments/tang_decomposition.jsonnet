@@ -1,0 +1,26 @@
+// Tang et al.'s decomposition of the teacher's knowledge (../shared/docs/structured-kd.md, section
+// 4), with 10% gold + 90% unlabeled on Bosque: synthetic teachers for the universe level
+// (`label_smoothing`, eps = the real teacher's average non-gold mass), the domain level
+// (`similarity_teacher`) and the instance level (`partial_teacher`), against the real teacher's
+// `posterior` and `structural` and against `none`; three seeds.
+//   structkd experiment training_configs/experiments/tang_decomposition.jsonnet -s runs/tang --jobs 2
+local corpus = "../../../shared/data/UNER_Portuguese-Bosque/pt_bosque-ud-";
+{
+  base: "../distill/structural.jsonnet",
+  env: { TRAIN_PATH: corpus + "train.iob2", DEV_PATH: corpus + "dev.iob2", TEST_PATH: corpus + "test.iob2", STUDENT: "crf" },
+  teacher: { config: "../ner/bilstm_crf.jsonnet" },
+  overrides: { gold_fraction: 0.1, data_loader: { min_batches_per_epoch: 40 } },
+  axes: {
+    objective: [
+      { type: "none" },
+      { type: "label_smoothing" },
+      { type: "similarity_teacher" },
+      { type: "partial_teacher" },
+      { type: "posterior" },
+      { type: "structural" },
+    ],
+    seed: [1, 2, 3],
+  },
+  threads: 1,
+  metrics: ["test_f1-measure-overall", "best_validation_f1-measure-overall"],
+}
