@@ -56,7 +56,7 @@ from tango.common import Params
 from tango.common.exceptions import ConfigurationError
 
 from structkd_plugin.commands.cli import cli
-from structkd_plugin.config import import_plugins, load_config
+from structkd_plugin.config import check_keys, import_plugins, load_config
 
 # Axis names that stand for an override path.
 AXIS_PATHS = {"objective": "model.objective", "seed": "random_seed"}
@@ -74,10 +74,13 @@ def experiment_command(grid_file: str, serialization_dir: str, jobs: int) -> Non
     directory = Path(serialization_dir)
     directory.mkdir(parents=True, exist_ok=True)
     env = dict(grid.env, STRUCTKD_CACHE=str(directory / "teacher-cache"))
+    cells = grid.cells()
+    if grid.teacher:
+        # Every cell's config is checked before the teacher trains, its model once the teacher exists.
+        grid.check_cells(cells, {**env, "TEACHER": "(the teacher, trained next)"}, build_models=False)
     teacher = grid.teacher_archive(directory, env, grid.threads * jobs)
     if teacher is not None:
         env["TEACHER"] = str(teacher)
-    cells = grid.cells()
     grid.check_cells(cells, env)
     run_cells(grid, cells, directory / "cells", env, jobs)
     rows = collect(grid, cells, directory / "cells")
@@ -183,21 +186,25 @@ class Grid:
             target[last] = value
         return cell_env, overrides
 
-    def check_cells(self, cells: list[dict[str, Any]], env: dict[str, str]) -> None:
-        """Builds every cell's model on a vocabulary of a few sentences; raises naming the first
-        cell that cannot be built, before any runs."""
+    def check_cells(self, cells: list[dict[str, Any]], env: dict[str, str], build_models: bool = True) -> None:
+        """Checks every cell's config (its keys, its dataset reader) and, with `build_models`, builds
+        its model on a vocabulary of a few sentences; raises naming the first cell that fails,
+        before any runs."""
         from structkd_plugin.data import DatasetReader, Vocabulary
         from structkd_plugin.models.model import Model
+        from structkd_plugin.training.train import CONFIG_KEYS
 
         for cell in cells:
             cell_env, overrides = self.cell_setup(cell, env)
             try:
                 with _environment(cell_env):
                     config = load_config(self.base, json.dumps(overrides))
+                    check_keys(config, "the top level of the config", CONFIG_KEYS)
                     reader_params = config["dataset_reader"].as_dict(quiet=True)
                     reader = DatasetReader.from_params(Params({**reader_params, "max_instances": 20}))
-                    vocab = Vocabulary.from_instances(reader.read(config["train_data_path"]))
-                    Model.from_params(config.pop("model"), vocab=vocab)
+                    if build_models:
+                        vocab = Vocabulary.from_instances(reader.read(config["train_data_path"]))
+                        Model.from_params(config.pop("model"), vocab=vocab)
             except Exception as error:  # noqa: BLE001 - any failure to build is the cell's
                 message = " ".join(str(error).split())
                 raise ConfigurationError(f"grid cell {self.cell_name(cell)} cannot be built: {message}") from None

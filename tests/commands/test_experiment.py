@@ -104,3 +104,17 @@ def test_excluded_combinations_are_left_out_of_the_grid(tmp_path):
     (tmp_path / "grid.json").write_text(json.dumps({**spec, "exclude": [{"student": "crf"}]}))
     with pytest.raises(ConfigurationError, match="exclude"):
         Grid(tmp_path / "grid.json")
+
+
+def test_a_bad_override_is_refused_before_the_teacher_trains(tmp_path, capsys):
+    grid = {
+        "base": str(REPOSITORY / "training_configs" / "distill" / "structural.jsonnet"),
+        "env": {"TRAIN_PATH": str(NER / "train.iob2"), "DEV_PATH": str(NER / "dev.iob2"), "TEST_PATH": str(NER / "test.iob2"), "STUDENT": "crf"},
+        "teacher": {"config": str(REPOSITORY / "training_configs" / "ner" / "bilstm_crf.jsonnet")},
+        "axes": {"gold_fractoin": [0.1], "seed": [1]},
+    }
+    (tmp_path / "grid.json").write_text(json.dumps(grid))
+    code, _, stderr = run_cli(capsys, "experiment", str(tmp_path / "grid.json"), "-s", str(tmp_path / "out"))
+    assert code == 2 and "Traceback" not in stderr
+    assert "grid cell gold_fractoin=0.1,seed=1 cannot be built" in stderr and "gold_fraction" in stderr
+    assert not (tmp_path / "out" / "teacher").exists()
