@@ -15,6 +15,7 @@ A grid is a Jsonnet (or JSON) object:
         "model.temperature.value": [1, 2],                      // any override path
       },
       exclude: [{ objective: "none", "env.MAX_UNLABELED": "50000" }],  // cells left out
+      evaluate: { pt: "pt-test.iob2", da: "da-test.iob2" },    // more data to score each cell on
       threads: 1,                                               // per cell
       metrics: ["test_f1-measure-overall"],                     // the summary's columns
     }
@@ -29,6 +30,12 @@ few sentences, model with its teacher): a grid with a cell that cannot be built 
 anything runs, naming the cell. Cells then train as separate `structkd train` processes, `--jobs`
 at a time, in `DIR/cells/NAME/`; a cell with a `metrics.json` is done and skipped when the
 experiment is run again, a broken one is resumed (`--recover`) or restarted.
+
+Several teachers (one per language, for the `multilingual` reader) are named: `teacher: { pt:
+{ config: ..., env: { TRAIN_PATH: ... } }, da: { archive: ... } }`; each is trained once into
+`DIR/teacher-NAME/`, and `TEACHER` is then a JSON object from name to archive (as an `env` value
+that is an object becomes JSON). Each finished cell is scored on every `evaluate` entry, into its
+`evaluations.json`; the results name those metrics `NAME_metric`.
 
 Outputs: `results.csv` (a row per cell: its axes, every metric of `metrics.json`, epochs, seconds),
 `summary.md` (mean ± std over seeds for each row of the other axes, the best value of each column
@@ -57,6 +64,7 @@ from tango.common.exceptions import ConfigurationError
 
 from structkd_plugin.commands.cli import cli
 from structkd_plugin.config import check_keys, import_plugins, load_config
+from structkd_plugin.file_safety import write_json
 
 # Axis names that stand for an override path.
 AXIS_PATHS = {"objective": "model.objective", "seed": "random_seed"}
@@ -77,12 +85,14 @@ def experiment_command(grid_file: str, serialization_dir: str, jobs: int) -> Non
     cells = grid.cells()
     if grid.teacher:
         # Every cell's config is checked before the teacher trains, its model once the teacher exists.
-        grid.check_cells(cells, {**env, "TEACHER": "(the teacher, trained next)"}, build_models=False)
-    teacher = grid.teacher_archive(directory, env, grid.threads * jobs)
+        placeholder = "(trained next)" if _is_teacher(grid.teacher) else json.dumps(dict.fromkeys(grid.teacher, "(trained next)"))
+        grid.check_cells(cells, {**env, "TEACHER": placeholder}, build_models=False)
+    teacher = grid.teacher_archives(directory, env, grid.threads * jobs)
     if teacher is not None:
-        env["TEACHER"] = str(teacher)
+        env["TEACHER"] = teacher
     grid.check_cells(cells, env)
     run_cells(grid, cells, directory / "cells", env, jobs)
+    evaluate_cells(grid, cells, directory / "cells", grid.threads * jobs)
     rows = collect(grid, cells, directory / "cells")
     write_results(rows, directory / "results.csv")
     summary = summarize(grid, rows)
@@ -95,7 +105,7 @@ def experiment_command(grid_file: str, serialization_dir: str, jobs: int) -> Non
 class Grid:
     """A parsed grid file (see the module docstring)."""
 
-    KEYS = ("base", "env", "teacher", "overrides", "axes", "exclude", "threads", "metrics")
+    KEYS = ("base", "env", "teacher", "overrides", "axes", "exclude", "evaluate", "threads", "metrics")
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -108,6 +118,10 @@ class Grid:
         self.base = self._path(spec["base"])
         self.env = {name: self._value(value) for name, value in (spec.get("env") or {}).items()}
         self.teacher = spec.get("teacher")
+        if self.teacher and not _is_teacher(self.teacher):
+            if not all(isinstance(named, dict) and _is_teacher(named) for named in self.teacher.values()):
+                raise ConfigurationError(f"{path}: `teacher` is {{config: ...}} or {{archive: ...}}, or an object of them by name")
+        self.evaluations = {name: self._value(data) for name, data in (spec.get("evaluate") or {}).items()}
         # An axis is a list of values, or an object naming its values (for long ones, like paths).
         self.axes: dict[str, list[Any]] = {}
         self.labels: dict[str, dict[str, str]] = {}
@@ -132,7 +146,10 @@ class Grid:
 
     def _value(self, value: Any) -> str:
         """An ext var's value, where each of its comma-separated parts that names files relative to
-        the grid file (a path or a glob) is read from there."""
+        the grid file (a path or a glob) is read from there; an object (e.g. the `multilingual`
+        reader's language -> file) becomes JSON, its values read the same way."""
+        if isinstance(value, dict):
+            return json.dumps({key: self._value(item) for key, item in value.items()})
 
         def resolved(part: str) -> str:
             relative = part and not Path(part).is_absolute() and glob.glob(str(self.path.parent / part))
@@ -140,21 +157,28 @@ class Grid:
 
         return ",".join(resolved(part) for part in str(value).split(","))
 
-    def teacher_archive(self, directory: Path, env: dict[str, str], threads: int) -> Path | None:
-        """The teacher's archive: given, or trained once from its config into `directory/teacher`
-        with `threads` threads (it trains alone, before the cells)."""
+    def teacher_archives(self, directory: Path, env: dict[str, str], threads: int) -> str | None:
+        """The cells' `TEACHER` ext var: the teacher's archive, or for named teachers (one per
+        language, say) a JSON object from name to archive. A teacher given by its config is trained
+        once, into `directory/teacher` (`directory/teacher-NAME`), with `threads` threads: it trains
+        alone, before the cells."""
         if not self.teacher:
             return None
-        if "archive" in self.teacher:
-            return self._path(self.teacher["archive"])
-        run = directory / "teacher"
+        if _is_teacher(self.teacher):
+            return str(self._teacher(self.teacher, directory / "teacher", env, threads))
+        return json.dumps({name: str(self._teacher(spec, directory / f"teacher-{name}", env, threads)) for name, spec in self.teacher.items()})
+
+    def _teacher(self, spec: dict[str, Any], run: Path, env: dict[str, str], threads: int) -> Path:
+        if "archive" in spec:
+            return self._path(spec["archive"])
         if not (run / "model.tar.gz").is_file():
-            click.echo(f"training the teacher ({self.teacher['config']}) into {run}", err=True)
+            click.echo(f"training the teacher ({spec['config']}) into {run}", err=True)
             recover = ["--recover"] if (run / "config.json").is_file() else []
-            command = [sys.executable, "-m", "structkd_plugin", "train", str(self._path(self.teacher["config"])), "-s", str(run), *recover]
-            if self.teacher.get("overrides"):
-                command += ["-o", json.dumps(self.teacher["overrides"])]
-            completed = subprocess.run(command, check=False, env={**os.environ, **env, "OMP_NUM_THREADS": str(threads)})
+            command = [sys.executable, "-m", "structkd_plugin", "train", str(self._path(spec["config"])), "-s", str(run), *recover]
+            if spec.get("overrides"):
+                command += ["-o", json.dumps(spec["overrides"])]
+            teacher_env = {**env, **{name: self._value(value) for name, value in (spec.get("env") or {}).items()}}
+            completed = subprocess.run(command, check=False, env={**os.environ, **teacher_env, "OMP_NUM_THREADS": str(threads)})
             if completed.returncode != 0:
                 raise click.ClickException(f"training the teacher failed (exit {completed.returncode}); see {run}/out.log")
         return run / "model.tar.gz"
@@ -218,6 +242,10 @@ class Grid:
     def cell_name(self, cell: dict[str, Any]) -> str:
         """A file-name-safe name of a cell from its axis values, e.g. `objective=structural,seed=1`."""
         return ",".join(f"{axis.split('.')[-1]}={self.value_name(axis, value)}" for axis, value in cell.items())
+
+
+def _is_teacher(spec: Any) -> bool:
+    return isinstance(spec, dict) and ("config" in spec or "archive" in spec)
 
 
 def _key(value: Any) -> str:
@@ -294,11 +322,40 @@ def _start_cell(grid: Grid, cell: dict[str, Any], run: Path, env: dict[str, str]
     return subprocess.Popen(command, env={**os.environ, **cell_env, "OMP_NUM_THREADS": str(grid.threads)}, stdout=log, stderr=log)
 
 
+def evaluate_cells(grid: Grid, cells: list[dict[str, Any]], root: Path, threads: int) -> None:
+    """Scores each cell's archive on the grid's `evaluate` data (e.g. each language's test file),
+    into the cell's `evaluations.json`, once."""
+    if not grid.evaluations:
+        return
+    import torch
+
+    from structkd_plugin.archival import load_archive
+    from structkd_plugin.training.trainer import InstanceLoader, evaluate
+
+    torch.set_num_threads(threads)
+    for cell in cells:
+        path = root / grid.cell_name(cell) / "evaluations.json"
+        if path.is_file():
+            continue
+        archive = load_archive(path.parent / "model.tar.gz")
+        results = {}
+        for name, data in grid.evaluations.items():
+            instances = list(archive.validation_dataset_reader.read(data))
+            loader = InstanceLoader(instances, archive.model.tensorize, shuffle=False, max_tokens=2000)
+            results[name] = evaluate(archive.model, loader, archive.model.device, f"{grid.cell_name(cell)} on {name}")
+        write_json(path, results)
+
+
 def collect(grid: Grid, cells: list[dict[str, Any]], root: Path) -> list[dict[str, Any]]:
-    """A row per cell: its axis values (as names), every metric, epochs and seconds."""
+    """A row per cell: its axis values (as names), every metric (`NAME_metric` for the `evaluate`
+    data), epochs and seconds."""
     rows = []
     for cell in cells:
         metrics = json.loads((root / grid.cell_name(cell) / "metrics.json").read_text(encoding="utf-8"))
+        evaluations = root / grid.cell_name(cell) / "evaluations.json"
+        if evaluations.is_file():
+            for name, scores in json.loads(evaluations.read_text(encoding="utf-8")).items():
+                metrics.update({f"{name}_{metric}": value for metric, value in scores.items()})
         row = {axis: grid.value_name(axis, value) for axis, value in cell.items()}
         row.update({name: value for name, value in metrics.items() if isinstance(value, (int, float))})
         row["epochs"] = metrics.get("epoch", -1) + 1

@@ -118,3 +118,43 @@ def test_a_bad_override_is_refused_before_the_teacher_trains(tmp_path, capsys):
     assert code == 2 and "Traceback" not in stderr
     assert "grid cell gold_fractoin=0.1,seed=1 cannot be built" in stderr and "gold_fraction" in stderr
     assert not (tmp_path / "out" / "teacher").exists()
+
+
+def test_named_teachers_reach_a_multilingual_student_and_each_language_is_scored(teacher, tmp_path, capsys):
+    """One teacher trained from its config with its own data, one given as an archive; the cells
+    get both by language, and each cell is scored on each language's file."""
+    grid = {
+        "base": str(REPOSITORY / "training_configs" / "distill" / "multilingual.jsonnet"),
+        "env": {
+            "TRAIN_PATH": {"en": str(NER / "train.iob2"), "xx": str(NER / "test.iob2")},
+            "DEV_PATH": {"en": str(NER / "dev.iob2")},
+            "TEST_PATH": {"en": str(NER / "test.iob2")},
+            "STUDENT": "crf",
+        },
+        "teacher": {
+            "en": {
+                "config": str(REPOSITORY / "training_configs" / "ner" / "bilstm_crf.jsonnet"),
+                "env": {"TRAIN_PATH": str(NER / "train.iob2"), "DEV_PATH": str(NER / "dev.iob2"), "TEST_PATH": str(NER / "test.iob2")},
+                "overrides": {"trainer": {"num_epochs": 1}},
+            },
+            "xx": {"archive": str(teacher)},
+        },
+        "axes": {"objective": [{"type": "structural"}], "seed": [1], "trainer.num_epochs": [1]},
+        "evaluate": {"en": {"en": str(NER / "test.iob2")}, "xx": {"xx": str(NER / "dev.iob2")}},
+        "metrics": ["en_f1-measure-overall", "xx_f1-measure-overall"],
+    }
+    (tmp_path / "grid.json").write_text(json.dumps(grid))
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli(capsys, "experiment", str(tmp_path / "grid.json"), "-s", str(out))
+    assert code == 0, stderr
+    assert (out / "teacher-en" / "model.tar.gz").is_file() and not (out / "teacher-xx").exists()
+    cell = out / "cells" / "objective=structural,seed=1,num_epochs=1"
+    archives = json.loads((cell / "config.json").read_text())["model"]["teacher_archive"]
+    assert archives == {"en": str(out / "teacher-en" / "model.tar.gz"), "xx": str(teacher)}
+    with (out / "results.csv").open() as file:
+        (row,) = list(csv.DictReader(file))
+    evaluations = json.loads((cell / "evaluations.json").read_text())
+    assert float(row["en_f1-measure-overall"]) == evaluations["en"]["f1-measure-overall"]
+    # The English test file scored alone is the run's own test score.
+    assert evaluations["en"]["f1-measure-overall"] == pytest.approx(float(row["test_f1-measure-overall"]))
+    assert "| objective | num_epochs | seeds | en_f1-measure-overall | xx_f1-measure-overall |" in stdout
