@@ -118,9 +118,9 @@ class Grid:
         self.base = self._path(spec["base"])
         self.env = {name: self._value(value) for name, value in (spec.get("env") or {}).items()}
         self.teacher = spec.get("teacher")
-        if self.teacher and not _is_teacher(self.teacher):
-            if not all(isinstance(named, dict) and _is_teacher(named) for named in self.teacher.values()):
-                raise ConfigurationError(f"{path}: `teacher` is {{config: ...}} or {{archive: ...}}, or an object of them by name")
+        named_teachers = self.teacher and not _is_teacher(self.teacher)
+        if named_teachers and not all(isinstance(named, dict) and _is_teacher(named) for named in self.teacher.values()):
+            raise ConfigurationError(f"{path}: `teacher` is {{config: ...}} or {{archive: ...}}, or an object of them by name")
         self.evaluations = {name: self._value(data) for name, data in (spec.get("evaluate") or {}).items()}
         # An axis is a list of values, or an object naming its values (for long ones, like paths).
         self.axes: dict[str, list[Any]] = {}
