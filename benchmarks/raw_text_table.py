@@ -1,16 +1,18 @@
 """The raw-text parsing table and learning curve: each run of `benchmarks/raw_text_parsing.sh`,
 its archive scored on a test file (UAS, LAS on universal relations as the CoNLL 2018 scorer
 computes it, and LAS_full on full labels), with its updates (to its best epoch, and in all) and the
-raw sentences it was given.
+raw sentences it was given; then runs given the same NAME (seeds of one row) as mean ± std.
 
     python benchmarks/raw_text_table.py --test ../shared/data/UD_English-EWT/en_ewt-ud-test.conllu \
         --run none=runs/raw/none-1 --run structural=runs/raw/structural-1 \
-        --run "structural + 50k=runs/raw/structural-50k-1" --plot docs/raw_text_learning_curve.png
+        --run "structural + 50k=runs/raw/structural-50k-1" --run "structural + 50k=runs/raw/structural-50k-2" \
+        --plot docs/raw_text_learning_curve.png
 """
 
 import argparse
 import json
 import platform
+import statistics
 from datetime import date
 from pathlib import Path
 
@@ -52,6 +54,14 @@ def row(name: str, run: Path, test: str) -> dict:
     }
 
 
+def raw_text(r: dict) -> str:
+    return "all" if r["unlabeled"] == -1 else f"{r['unlabeled']:,}"
+
+
+def mean_std(values: list[float]) -> str:
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--test", required=True)
@@ -65,18 +75,29 @@ def main() -> None:
     print("| run | raw sentences | test UAS | test LAS | test LAS_full | best epoch (of) | updates to best | updates |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        raw = "all" if r["unlabeled"] == -1 else f"{r['unlabeled']:,}"
         print(
-            f"| {r['name']} | {raw} | {r['UAS']:.2f} | {r['LAS']:.2f} | {r['LAS_full']:.2f} | "
+            f"| {r['name']} | {raw_text(r)} | {r['UAS']:.2f} | {r['LAS']:.2f} | {r['LAS_full']:.2f} | "
             f"{r['best_epoch'] + 1} ({r['epochs']}) | {r['updates_to_best']:,} | {r['updates']:,} |"
         )
+    # Runs given the same NAME are seeds of one row: mean ± std.
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["name"], []).append(r)
+    print("\n| row | seeds | raw sentences | test UAS | test LAS | test LAS_full | updates to best (mean) |")
+    print("|---|---|---|---|---|---|---|")
+    for name, members in groups.items():
+        cells = [mean_std([m[metric] for m in members]) for metric in ("UAS", "LAS", "LAS_full")]
+        updates = statistics.mean(m["updates_to_best"] for m in members)
+        print(f"| {name} | {len(members)} | {raw_text(members[0])} | {' | '.join(cells)} | {updates:,.0f} |")
     if args.plot:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        curve = sorted((args.all_sentences if r["unlabeled"] == -1 else r["unlabeled"], r["LAS"]) for r in rows if "structural" in r["name"])
+        # One seed per size (the first run given for each row).
+        firsts = [members[0] for members in groups.values()]
+        curve = sorted((args.all_sentences if r["unlabeled"] == -1 else r["unlabeled"], r["LAS"]) for r in firsts if "structural" in r["name"])
         figure, axis = plt.subplots(figsize=(5, 3.2))
         axis.plot([x for x, _ in curve], [y for _, y in curve], marker="o")
         for x, y in curve:
