@@ -212,12 +212,13 @@ class Grid:
 
     def check_cells(self, cells: list[dict[str, Any]], env: dict[str, str], build_models: bool = True) -> None:
         """Checks every cell's config (its keys, its dataset reader) and, with `build_models`, builds
-        its model on a vocabulary of a few sentences; raises naming the first cell that fails,
-        before any runs."""
+        its model on the vocabulary of its training data (the labels must all be there: a teacher's
+        are mapped to them); raises naming the first cell that fails, before any runs."""
         from structkd_plugin.data import DatasetReader, Vocabulary
         from structkd_plugin.models.model import Model
         from structkd_plugin.training.train import CONFIG_KEYS
 
+        vocabularies: dict[str, Vocabulary] = {}
         for cell in cells:
             cell_env, overrides = self.cell_setup(cell, env)
             try:
@@ -225,10 +226,12 @@ class Grid:
                     config = load_config(self.base, json.dumps(overrides))
                     check_keys(config, "the top level of the config", CONFIG_KEYS)
                     reader_params = config["dataset_reader"].as_dict(quiet=True)
-                    reader = DatasetReader.from_params(Params({**reader_params, "max_instances": 20}))
+                    reader = DatasetReader.from_params(Params(copy.deepcopy(reader_params)))
                     if build_models:
-                        vocab = Vocabulary.from_instances(reader.read(config["train_data_path"]))
-                        Model.from_params(config.pop("model"), vocab=vocab)
+                        key = json.dumps([reader_params, config["train_data_path"]], sort_keys=True)
+                        if key not in vocabularies:
+                            vocabularies[key] = Vocabulary.from_instances(reader.read(config["train_data_path"]))
+                        Model.from_params(config.pop("model"), vocab=vocabularies[key])
             except Exception as error:  # noqa: BLE001 - any failure to build is the cell's
                 message = " ".join(str(error).split())
                 raise ConfigurationError(f"grid cell {self.cell_name(cell)} cannot be built: {message}") from None

@@ -158,3 +158,18 @@ def test_named_teachers_reach_a_multilingual_student_and_each_language_is_scored
     # The English test file scored alone is the run's own test score.
     assert evaluations["en"]["f1-measure-overall"] == pytest.approx(float(row["test_f1-measure-overall"]))
     assert "| objective | num_epochs | seeds | en_f1-measure-overall | xx_f1-measure-overall |" in stdout
+
+
+def test_cells_are_checked_with_every_label_of_their_training_data(teacher, tmp_path):
+    """A label first seen late in the training file (here I-LOC, in the 22nd sentence) is in the
+    student's vocabulary when the cell is checked, as in training: the teacher's labels map onto it."""
+    sentences = [block for block in (NER / "train.iob2").read_text().split("\n\n") if block.strip()]
+    without, with_label = [s for s in sentences if "I-LOC" not in s], [s for s in sentences if "I-LOC" in s]
+    train = tmp_path / "train.iob2"
+    train.write_text("\n\n".join(without[:21] + with_label[:1]) + "\n\n")
+    grid_file = write_grid(tmp_path / "grid.json", teacher, [{"type": "structural"}])
+    spec = json.loads(grid_file.read_text())
+    spec["env"]["TRAIN_PATH"] = str(train)
+    grid_file.write_text(json.dumps(spec))
+    grid = Grid(grid_file)
+    grid.check_cells(grid.cells(), {**grid.env, "TEACHER": str(teacher)})
