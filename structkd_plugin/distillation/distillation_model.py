@@ -28,7 +28,7 @@ from structkd_plugin.distillation.settings import ConstantLambda, LambdaSchedule
 from structkd_plugin.distillation.teacher_cache import HEAD_INDEXED, TeacherCache, cache_key, file_digest, instance_key, pad_dim
 from structkd_plugin.models.model import Instance, Model
 from structkd_plugin.models.scores import LabelerScores, ParserScores, Scores, SpanScores, TaggerScores, describe
-from structkd_plugin.structures.label_schemes import marginal_conversion_matrix
+from structkd_plugin.structures.label_schemes import marginal_conversion_matrix, same_name_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +176,9 @@ class DistillationModel(Model):
             )
         if teacher.labels == student.labels:
             return None
+        if teacher.label_encoding is None and student.label_encoding is None:
+            # Tags that are not spans (parts of speech): matched by name.
+            return same_name_matrix(list(teacher.labels), list(student.labels))
         schemes = {"source_scheme": teacher.label_encoding, "target_scheme": student.label_encoding}
         return marginal_conversion_matrix(list(teacher.labels), list(student.labels), **schemes)
 

@@ -304,3 +304,18 @@ def convert_pairwise_marginals(marginals, conversion):
     of each target bigram. ``conversion`` is a ``marginal_conversion_matrix``. Differentiable."""
     conversion = conversion.to(marginals)
     return conversion.transpose(0, 1) @ marginals @ conversion
+
+
+def same_name_matrix(source_tags, target_tags) -> torch.Tensor:
+    """0/1 matrix ``M [Ls, Lt]`` sending each source tag to the target tag of the same name, for
+    tags that are not span tags (parts of speech, say). Raises ValueError naming every source tag
+    the target tag set lacks."""
+    target_index = {tag: index for index, tag in enumerate(target_tags)}
+    missing = [tag for tag in source_tags if tag not in target_index]
+    if missing:
+        raise ValueError(f"cannot convert marginals; tags not in the target tag set: {', '.join(missing)}")
+    matrix = torch.zeros(len(source_tags), len(target_tags))
+    for row, tag in enumerate(source_tags):
+        matrix[row, target_index[tag]] = 1.0
+    return matrix
+

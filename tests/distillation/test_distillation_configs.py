@@ -1,6 +1,8 @@
-"""Every NER distillation config of training_configs/distill/ builds its teacher, student and
-objective with each student kind, and gives a finite loss on the UniversalNER fixture."""
+"""Every tagging distillation config of training_configs/distill/ builds its teacher, student and
+objective with each student kind, and gives a finite loss on the UniversalNER fixture (the UPOS
+config on the UD fixture, from a Hugging Face token classifier)."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -8,9 +10,10 @@ import torch
 from tango.common import Params
 
 from structkd_plugin.config import import_structkd_registrations, load_config
-from structkd_plugin.data import DatasetReader, Vocabulary
+from structkd_plugin.data import DatasetReader, UniversalDependenciesDatasetReader, Vocabulary
 from structkd_plugin.models import Model
 from structkd_plugin.training.train import train_model
+from tests.models.test_hf_token_classifier import token_classifier
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "fixtures" / "universal_ner.iob2"
@@ -19,7 +22,8 @@ CONFIGS = sorted((ROOT / "training_configs" / "distill").glob("*.jsonnet"))
 
 @pytest.fixture(scope="module")
 def teachers(tmp_path_factory):
-    """A CRF, a softmax and a span_ner teacher archive, trained one epoch on the fixture."""
+    """A CRF, a softmax and a span_ner teacher archive, trained one epoch on the fixture, and a
+    tiny random Hugging Face UPOS token classifier."""
     import_structkd_registrations()
     archives = {}
     for kind, model_type in (("crf", "crf_tagger"), ("softmax", "softmax_tagger"), ("span", "span_ner")):
@@ -37,6 +41,9 @@ def teachers(tmp_path_factory):
         directory = tmp_path_factory.mktemp(f"{kind}_teacher")
         train_model(Params(config), directory)
         archives[kind] = directory / "model.tar.gz"
+    treebank = UniversalDependenciesDatasetReader(tag_label="upos").read(ROOT / "fixtures" / "universal_dependencies.conllu")
+    upos = sorted({tag for instance in treebank for tag in instance["tags"]})
+    archives["upos"] = token_classifier(tmp_path_factory.mktemp("upos_teacher"), upos)
     return archives
 
 
@@ -51,10 +58,15 @@ def test_distillation_configs_build_and_score_the_fixture(teachers, path, studen
     fixed_student = "student_kind=" in path.read_text()
     if fixed_student and student != "crf":
         pytest.skip(f"{path.stem} fixes its student")
+    data, teacher = str(FIXTURE), "span" if path.stem.startswith("span_to") else "softmax" if path.stem.startswith("softmax_to") else "crf"
+    archive = str(teachers[teacher])
+    if path.stem == "multilingual":  # paths and teachers by language
+        data, archive = json.dumps({"pt": data}), json.dumps({"pt": archive})
+    if path.stem == "upos":  # a Hugging Face UPOS teacher on a treebank
+        data, archive = str(ROOT / "fixtures" / "universal_dependencies.conllu"), str(teachers["upos"])
     for variable in ("TRAIN_PATH", "DEV_PATH", "TEST_PATH"):
-        monkeypatch.setenv(variable, str(FIXTURE))
-    teacher = "span" if path.stem.startswith("span_to") else "softmax" if path.stem.startswith("softmax_to") else "crf"
-    monkeypatch.setenv("TEACHER", str(teachers[teacher]))
+        monkeypatch.setenv(variable, data)
+    monkeypatch.setenv("TEACHER", archive)
     monkeypatch.setenv("STUDENT", student)
     monkeypatch.setenv("UNLABELED_PATH", str(ROOT / "fixtures" / "plain_text.txt"))
     monkeypatch.setenv("MAX_UNLABELED", "3")

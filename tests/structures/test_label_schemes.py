@@ -296,3 +296,12 @@ def test_input_errors():
         tags_from_spans([("PER", 0, 2), ("LOC", 2, 3)], 4, "BIO")
     with pytest.raises(ValueError, match="does not fit"):
         tags_from_spans([("PER", 3, 4)], 4, "BIO")
+
+
+def test_tags_that_are_not_spans_are_matched_by_name():
+    from structkd_plugin.structures.label_schemes import same_name_matrix
+
+    matrix = same_name_matrix(["NOUN", "VERB", "DET"], ["DET", "NOUN", "VERB", "ADJ"])
+    assert matrix.tolist() == [[0, 1, 0, 0], [0, 0, 1, 0], [1, 0, 0, 0]]
+    with pytest.raises(ValueError, match="not in the target tag set: PRON"):
+        same_name_matrix(["NOUN", "PRON"], ["NOUN"])
