@@ -43,7 +43,7 @@ function(objective, student_kind=std.extVar("STUDENT")) {
     temperature: { kind: "local", value: 1.0 },
     teacher_cache: {},
   },
-  data_loader: { max_tokens: 2000 },
+  data_loader: { max_tokens: 2000, min_batches_per_epoch: 40 },
   trainer: {
     optimizer: { type: "adam", lr: 0.003 },
     num_epochs: 30,

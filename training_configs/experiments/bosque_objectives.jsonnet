@@ -1,7 +1,7 @@
 // The objectives side by side on UniversalNER Portuguese-Bosque (docs/BENCHMARKS.md section 3):
 // the BiLSTM-CRF teacher into the small CRF student (STUDENT "softmax" for the softmax student),
 // all gold and 10% gold + 90% as unlabeled text, three seeds, every run until dev F1 has not risen
-// for 5 epochs, with at least 40 batches an epoch (so the 10%-gold baseline gets enough updates).
+// for 5 epochs, with at least 40 batches an epoch (base.libsonnet: the 10%-gold baseline gets enough updates).
 //   structkd experiment training_configs/experiments/bosque_objectives.jsonnet -s runs/bosque-objectives --jobs 2
 // Another corpus: change the three paths (e.g. UNER_Danish-DDT/da_ddt-ud-).
 local corpus = "../../../shared/data/UNER_Portuguese-Bosque/pt_bosque-ud-";
@@ -9,7 +9,6 @@ local corpus = "../../../shared/data/UNER_Portuguese-Bosque/pt_bosque-ud-";
   base: "../distill/structural.jsonnet",
   env: { TRAIN_PATH: corpus + "train.iob2", DEV_PATH: corpus + "dev.iob2", TEST_PATH: corpus + "test.iob2", STUDENT: "crf" },
   teacher: { config: "../ner/bilstm_crf.jsonnet" },
-  overrides: { data_loader: { min_batches_per_epoch: 40 } },
   axes: {
     objective: [
       { type: "none" },

@@ -10,7 +10,6 @@ local corpus = "../../../shared/data/UNER_Portuguese-Bosque/pt_bosque-ud-";
   base: "../distill/structural.jsonnet",
   env: { TRAIN_PATH: corpus + "train.iob2", DEV_PATH: corpus + "dev.iob2", TEST_PATH: corpus + "test.iob2" },
   teacher: { archive: "../../runs/span-ner/cells/seed=1/model.tar.gz" },
-  overrides: { data_loader: { min_batches_per_epoch: 40 } },
   axes: {
     "env.STUDENT": ["crf_chars", "softmax_chars"],
     objective: [{ type: "none" }, { type: "posterior" }, { type: "span_to_tagger" }],

@@ -8,7 +8,6 @@ local corpus = "../../../shared/data/UNER_Portuguese-Bosque/pt_bosque-ud-";
   base: "../distill/structural.jsonnet",
   env: { TRAIN_PATH: corpus + "train.iob2", DEV_PATH: corpus + "dev.iob2", TEST_PATH: corpus + "test.iob2", STUDENT: "crf" },
   teacher: { config: "../ner/bilstm_crf.jsonnet", overrides: { model: { type: "softmax_tagger" } } },
-  overrides: { data_loader: { min_batches_per_epoch: 40 } },
   axes: {
     objective: [{ type: "none" }, { type: "token" }, { type: "posterior" }, { type: "softmax_to_crf" }],
     gold_fraction: [1.0, 0.1],

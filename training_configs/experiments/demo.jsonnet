@@ -15,13 +15,10 @@ local fixtures = "../../fixtures/bosque/";
   },
   teacher: {
     config: "../ner/bilstm_crf.jsonnet",
-    overrides: { data_loader: { min_batches_per_epoch: 50 }, trainer: { num_epochs: 12, patience: 3 } },
+    overrides: { trainer: { num_epochs: 12, patience: 3 } },
   },
   overrides: {
     gold_fraction: 0.1,
-    // 200 gold sentences would make 3 batches an epoch: smaller batches give every student
-    // enough updates (the baseline learns from nothing else).
-    data_loader: { min_batches_per_epoch: 40 },
     trainer: { num_epochs: 30, patience: 5 },
   },
   axes: {

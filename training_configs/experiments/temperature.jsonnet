@@ -6,7 +6,7 @@ local corpus = "../../../shared/data/UNER_Portuguese-Bosque/pt_bosque-ud-";
   base: "../distill/structural.jsonnet",
   env: { TRAIN_PATH: corpus + "train.iob2", DEV_PATH: corpus + "dev.iob2", TEST_PATH: corpus + "test.iob2", STUDENT: "crf" },
   teacher: { config: "../ner/bilstm_crf.jsonnet" },
-  overrides: { gold_fraction: 0.1, data_loader: { min_batches_per_epoch: 40 } },
+  overrides: { gold_fraction: 0.1 },
   axes: {
     "model.temperature.kind": ["global", "local"],
     "model.temperature.value": [0.5, 1, 2, 4],

@@ -16,7 +16,7 @@ local hidden = 50;
     text_embedder: { token_embedders: { words: { type: "word", embedding_dim: word_dim, lowercase: true } } },
     encoder: { type: "lstm", input_size: word_dim, hidden_size: hidden, bidirectional: true },
   },
-  data_loader: { max_tokens: 2000 },
+  data_loader: { max_tokens: 2000, min_batches_per_epoch: 50 },
   trainer: {
     optimizer: { type: "adam", lr: 0.003 },
     num_epochs: 30,

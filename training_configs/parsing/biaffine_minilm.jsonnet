@@ -23,7 +23,7 @@
   // The word budget alone does not bound a fine-tuned transformer's memory: 750 two-word
   // sentences fit 1500 words, but one long URL pads all their windows to 82 pieces, and their
   // saved activations took 16 GB on English-EWT. At most 32 sentences a batch keeps it small.
-  data_loader: { max_tokens: 1500, batch_size: 32 },
+  data_loader: { max_tokens: 1500, batch_size: 32, min_batches_per_epoch: 50 },
   trainer: {
     // One learning rate for all parameters (the trainer has no parameter groups): higher than
     // usual for fine-tuning, since the biaffine layers start at zero.

@@ -17,7 +17,7 @@ minilm {
     encoder: { type: "lstm", input_size: transformer_dim, hidden_size: hidden, num_layers: 2, bidirectional: true, dropout: 0.33 },
     dropout: 0.33,
   },
-  data_loader: { max_tokens: 1000 },
+  data_loader: { max_tokens: 1000, min_batches_per_epoch: 50 },
   trainer: {
     optimizer: { type: "adam", lr: 0.002, betas: [0.9, 0.9] },
     num_epochs: 15,

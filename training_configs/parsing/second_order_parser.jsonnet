@@ -11,5 +11,5 @@ biaffine {
     iterations: 3,
   },
   // The second-order scores are [B, n+1, n+1, n+1]: smaller batches.
-  data_loader: { max_tokens: 3000 },
+  data_loader: { max_tokens: 3000, min_batches_per_epoch: 50 },
 }

@@ -38,7 +38,7 @@ local hidden = 200;
     },
     encoder: { type: "lstm", input_size: word_dim + char_filters, hidden_size: hidden, num_layers: 2, bidirectional: true, dropout: 0.33 },
   },
-  data_loader: { max_tokens: 2000 },
+  data_loader: { max_tokens: 2000, min_batches_per_epoch: 50 },
   trainer: {
     optimizer: { type: "adam", lr: 0.002 },
     num_epochs: 30,

@@ -39,7 +39,7 @@ function(objective, student_kind=std.extVar("STUDENT")) {
     temperature: { kind: "local", value: 1.0 },
     teacher_cache: { relation_top_k_heads: if student_kind == "biaffine" then 8 else null },
   },
-  data_loader: { max_tokens: 2000 },
+  data_loader: { max_tokens: 2000, min_batches_per_epoch: 40 },
   trainer: {
     optimizer: { type: "adam", lr: 0.002 },
     num_epochs: 30,
