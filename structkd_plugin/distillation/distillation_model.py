@@ -20,14 +20,14 @@ from structkd_plugin.distillation.knowledge import (
     Temperature,
     parser_knowledge,
     parser_to_parser_knowledge,
-    span_knowledge,
+    tag_marginal_knowledge,
     teacher_knowledge,
 )
 from structkd_plugin.distillation.objectives import KDObjective
 from structkd_plugin.distillation.settings import ConstantLambda, LambdaSchedule, TeacherCacheSettings, flat_settings_problem
 from structkd_plugin.distillation.teacher_cache import HEAD_INDEXED, TeacherCache, cache_key, file_digest, instance_key, pad_dim
 from structkd_plugin.models.model import Instance, Model
-from structkd_plugin.models.scores import LabelerScores, ParserScores, Scores, SpanScores, TaggerScores, describe
+from structkd_plugin.models.scores import LabelerScores, ParserScores, Scores, TaggerScores, TagMarginalScores, describe
 from structkd_plugin.structures.label_schemes import marginal_conversion_matrix, same_name_matrix
 
 logger = logging.getLogger(__name__)
@@ -156,17 +156,17 @@ class DistillationModel(Model):
                 )
             relation_index = {relation: i for i, relation in enumerate(teacher.relations)}
             return torch.tensor([relation_index.get(r, -1) for r in student_relations])
-        if isinstance(teacher, SpanScores):
+        if isinstance(teacher, TagMarginalScores):
             if isinstance(student, (ParserScores, LabelerScores)) or student.label_encoding not in ("BIO", "BIOES"):
                 raise ValueError(
-                    f"a span teacher ({path}) distills into a tagger whose label_encoding is BIO or BIOES, not a "
-                    f"{describe(student)} with label_encoding {getattr(student, 'label_encoding', None)}"
+                    f"a {describe(teacher)} teacher ({path}) distills into a tagger whose label_encoding is BIO or BIOES, "
+                    f"not a {describe(student)} with label_encoding {getattr(student, 'label_encoding', None)}"
                 )
             needs = self.objective.needs(student) - {"unary", "pairwise"}
             if needs:
                 raise ValueError(
-                    f"objective {type(self.objective).__name__} needs {sorted(needs)} of the teacher, which a span scorer "
-                    "cannot give (it gives tag marginals): use span_to_tagger, structural or posterior"
+                    f"objective {type(self.objective).__name__} needs {sorted(needs)} of the teacher, which a "
+                    f"{describe(teacher)} cannot give (it gives tag marginals): use span_to_tagger, structural or posterior"
                 )
             return None
         if isinstance(student, (ParserScores, LabelerScores)):
@@ -254,9 +254,9 @@ class DistillationModel(Model):
             label_map = self.label_maps[name]
             if self.student_is_parser:
                 knowledge = parser_to_parser_knowledge(scores, needs, self.temperature, label_map.to(teacher.device), k)
-            elif isinstance(scores, SpanScores):
+            elif isinstance(scores, TagMarginalScores):
                 student = self.student_scores
-                knowledge = span_knowledge(scores, needs, self.temperature, student.labels, student.label_encoding)
+                knowledge = tag_marginal_knowledge(scores, needs, self.temperature, student.labels, student.label_encoding)
             elif isinstance(scores, ParserScores):
                 label_heads = self.student_scores.label_heads_of(unlabeled).to(teacher.device)
                 knowledge = parser_knowledge(scores, needs, self.temperature, label_heads, label_map.to(teacher.device), k)

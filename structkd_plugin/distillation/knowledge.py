@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields
 import torch
 from tango.common import FromParams
 
-from structkd_plugin.models.scores import ParserScores, SpanScores, TaggerScores
+from structkd_plugin.models.scores import ParserScores, TaggerScores, TagMarginalScores
 from structkd_plugin.structures import gather_heads
 from structkd_plugin.structures.label_schemes import (
     convert_pairwise_marginals,
@@ -139,27 +139,26 @@ def teacher_knowledge(
 
 
 @torch.no_grad()
-def span_knowledge(
-    teacher: SpanScores, needs: set[str], temperature: Temperature, student_labels: tuple[str, ...], scheme: str
+def tag_marginal_knowledge(
+    teacher: TagMarginalScores, needs: set[str], temperature: Temperature, student_labels: tuple[str, ...], scheme: str
 ) -> TeacherKnowledge:
-    """A span teacher's knowledge in a tagger student's label space (Wang et al.'s case 4): the
-    exact per-token tag marginals of the span distribution in the student's tag scheme (`scheme`,
-    BIO or BIOES), and for a CRF student its exact tag-bigram marginals. Student labels the
-    teacher has no span label for get 0."""
+    """The knowledge of a teacher that gives tag marginals (a span scorer: Wang et al.'s case 4)
+    in a tagger student's label space: its exact per-token tag marginals in the student's tag
+    scheme (`scheme`, BIO or BIOES), and for a CRF student its exact tag-bigram marginals.
+    Student labels the teacher has no entity label for get 0."""
     unknown = set(needs) - {"unary", "pairwise"}
     if unknown:
-        raise ValueError(f"a span teacher gives tag marginals (unary, pairwise), not {sorted(unknown)}")
+        raise ValueError(f"a {teacher.description} teacher gives tag marginals (unary, pairwise), not {sorted(unknown)}")
     global_t = temperature.value if temperature.kind == "global" else 1.0
     local_t = temperature.value if temperature.kind == "local" else 1.0
-    distribution = teacher.distribution(global_t)
     tags = scheme_tag_set(list(teacher.labels), scheme)
     conversion = marginal_conversion_matrix(tags, list(student_labels), source_scheme=scheme, target_scheme=scheme)
     knowledge = TeacherKnowledge(mask=teacher.mask)
     if "unary" in needs:
-        unary, _ = distribution.tag_marginals(scheme, list(teacher.labels))
+        unary, _ = teacher.tag_marginals(scheme, global_t)
         knowledge.unary = temper_marginals(convert_unary_marginals(unary.detach(), conversion), local_t, dims=1)
     if "pairwise" in needs:
-        pairwise, _ = distribution.pairwise_tag_marginals(scheme, list(teacher.labels))
+        pairwise, _ = teacher.pairwise_tag_marginals(scheme, global_t)
         knowledge.pairwise = temper_marginals(convert_pairwise_marginals(pairwise, conversion), local_t, dims=2)
     return knowledge
 

@@ -26,7 +26,7 @@ import torch
 from tango.common import Registrable
 
 from structkd_plugin.distillation.knowledge import TeacherKnowledge, Temperature, by_dependent, by_head
-from structkd_plugin.models.scores import LabelerScores, ParserScores, Scores, SpanScores, TaggerScores, describe
+from structkd_plugin.models.scores import LabelerScores, ParserScores, Scores, TaggerScores, TagMarginalScores, describe
 from structkd_plugin.structures import gather_heads, head_selection_log_probs
 
 
@@ -77,8 +77,8 @@ def _second_order_parser(scores: Scores) -> bool:
     return isinstance(scores, ParserScores) and scores.tree == "mean_field"
 
 
-def _span_scorer(scores: Scores) -> bool:
-    return isinstance(scores, SpanScores)
+def _tag_marginal_model(scores: Scores) -> bool:
+    return isinstance(scores, TagMarginalScores)
 
 
 def _tagger(scores: Scores) -> bool:
@@ -376,7 +376,7 @@ class SpanToTagger(_ScenarioStructural):
     """Case 4: a span scorer's exact tag marginals (per token for a softmax student, tag bigrams
     for a CRF student) in the student's BIO or BIOES tags."""
 
-    name, teacher = "span_to_tagger", (_span_scorer, "a span scorer")
+    name, teacher = "span_to_tagger", (_tag_marginal_model, "a span scorer (a model giving tag marginals)")
     student = (_tagger, "a tagger (crf or softmax)")
 
 

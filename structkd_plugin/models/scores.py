@@ -6,7 +6,9 @@ value (`Model.scores(output)`).
   a head and a relation;
 - `ParserScores`: a dependency parser's arc and relation scores, with the distribution over heads
   it defines;
-- `SpanScores`: a span scorer's labeled-span scores (NER as span selection).
+- `TagMarginalScores`: the base of the scores of a model that is no tagger but can say exactly
+  what a span-tagging tagger's marginals would be under its own distribution (a span scorer,
+  `span_ner`'s `SpanScores`): a new kind of span teacher subclasses it in its own model file.
 
 Distillation dispatches on these types (and on what they hold), never on model classes.
 """
@@ -25,11 +27,10 @@ from structkd_plugin.structures import (
     ProjectiveTree,
     head_selection_log_probs,
     maximum_spanning_arborescence,
-    SpanSegmentation,
     second_order_mean_field,
 )
 
-__all__ = ["LabelerScores", "ParserScores", "Scores", "SpanScores", "TaggerScores", "describe"]
+__all__ = ["LabelerScores", "ParserScores", "Scores", "TagMarginalScores", "TaggerScores", "describe"]
 
 
 @dataclass
@@ -146,29 +147,33 @@ class ParserScores:
         return maximum_spanning_arborescence(log_marginals, self.mask, single_root=True)[:, 1:]
 
 
-@dataclass
-class SpanScores:
-    """A span scorer's scores for one batch (`structures.SpanSegmentation`'s conventions).
-
-    `span_scores [B, n, n, R]`: `[b, i, j, r]` scores the span of tokens i..j (inclusive) labeled
-    `labels[r]`, relative to leaving its tokens outside every span; `mask [B, n]`; `max_width` the
-    longest span (None: any).
+@dataclass(kw_only=True)
+class TagMarginalScores:
+    """Scores that are not a tagger's, of a model that can nevertheless give a tagger student the
+    exact marginals of its tags under the model's own distribution: per-token tag marginals and
+    tag-bigram marginals, in a span scheme (BIO or BIOES) over its entity `labels`. Such a model
+    is a teacher only (Wang et al.'s case 4). `mask [B, n]` marks the real tokens;
+    `description` names the model in messages.
     """
 
-    span_scores: torch.Tensor
     mask: torch.Tensor
     labels: tuple[str, ...] = ()
-    max_width: int | None = None
 
     is_parser = False
     is_crf = False
+    description = "tag-marginal model"
 
-    def distribution(self, temperature: float = 1.0) -> SpanSegmentation:
-        """The distribution over sets of non-overlapping spans with all scores / T."""
-        return SpanSegmentation(self.span_scores / temperature, self.mask, self.max_width)
+    def tag_marginals(self, scheme: str, temperature: float = 1.0) -> tuple[torch.Tensor, list[str]]:
+        """P(tag of token i = t) `[B, n, T]` with all scores / `temperature`, and the T tag names
+        (`label_schemes.scheme_tag_set(labels, scheme)`)."""
+        raise NotImplementedError
+
+    def pairwise_tag_marginals(self, scheme: str, temperature: float = 1.0) -> tuple[torch.Tensor, list[str]]:
+        """P(tag of token i-1 = a, tag of token i = b) `[B, n, T, T]` (entry 0 zero), and the tag names."""
+        raise NotImplementedError
 
 
-Scores = TaggerScores | ParserScores | SpanScores
+Scores = TaggerScores | ParserScores | TagMarginalScores
 
 
 def describe(scores: Scores) -> str:
@@ -176,7 +181,7 @@ def describe(scores: Scores) -> str:
     "biaffine parser", "second-order parser"."""
     if isinstance(scores, ParserScores):
         return "second-order parser" if scores.tree == "mean_field" else "biaffine parser"
-    if isinstance(scores, SpanScores):
-        return "span scorer"
+    if isinstance(scores, TagMarginalScores):
+        return scores.description
     normalization = "crf" if scores.is_crf else "softmax"
     return f"{normalization} {'sequence labeler' if isinstance(scores, LabelerScores) else 'tagger'}"

@@ -11,6 +11,7 @@ back as, tags in `label_encoding`, so readers, metrics (span F1) and spaCy expor
 
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,11 +22,37 @@ from tango.common import Lazy
 from structkd_plugin.data import Vocabulary, pad_sequences
 from structkd_plugin.models.metrics import SpanF1
 from structkd_plugin.models.model import Instance, Model
-from structkd_plugin.models.scores import SpanScores
+from structkd_plugin.models.scores import TagMarginalScores
 from structkd_plugin.modules import TextEmbedder
 from structkd_plugin.modules.biaffine import Biaffine
 from structkd_plugin.structures import SpanSegmentation
 from structkd_plugin.structures.label_schemes import spans_from_tags, tags_from_spans
+
+
+@dataclass(kw_only=True)
+class SpanScores(TagMarginalScores):
+    """A span scorer's scores for one batch (`structures.SpanSegmentation`'s conventions), what
+    `span_ner` gives distillation: a teacher whose tag marginals are exact (case 4).
+
+    `span_scores [B, n, n, R]`: `[b, i, j, r]` scores the span of tokens i..j (inclusive) labeled
+    `labels[r]`, relative to leaving its tokens outside every span; `max_width` the longest span
+    (None: any).
+    """
+
+    span_scores: torch.Tensor
+    max_width: int | None = None
+
+    description = "span scorer"
+
+    def distribution(self, temperature: float = 1.0) -> SpanSegmentation:
+        """The distribution over sets of non-overlapping spans with all scores / T."""
+        return SpanSegmentation(self.span_scores / temperature, self.mask, self.max_width)
+
+    def tag_marginals(self, scheme: str, temperature: float = 1.0) -> tuple[torch.Tensor, list[str]]:
+        return self.distribution(temperature).tag_marginals(scheme, list(self.labels))
+
+    def pairwise_tag_marginals(self, scheme: str, temperature: float = 1.0) -> tuple[torch.Tensor, list[str]]:
+        return self.distribution(temperature).pairwise_tag_marginals(scheme, list(self.labels))
 
 
 @Model.register("span_ner")
@@ -142,7 +169,7 @@ class SpanNer(Model):
         return self.span_f1.get_metric(reset)
 
     def scores(self, output: dict[str, Any]) -> SpanScores:
-        return SpanScores(output["span_scores"], output["mask"], tuple(self.labels), self.max_width)
+        return SpanScores(span_scores=output["span_scores"], mask=output["mask"], labels=tuple(self.labels), max_width=self.max_width)
 
     def unseen_gold_labels(self, instances: Iterable[Instance]) -> Counter[str]:
         return Counter(

@@ -1,4 +1,4 @@
-"""`structkd_ner`: a span tagger's entities into `doc.ents`."""
+"""`structkd_ner`: the entities of a model that tags spans into `doc.ents`."""
 
 import unicodedata
 from typing import Optional
@@ -6,21 +6,21 @@ from typing import Optional
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from structkd_plugin.models import Model, SequenceTagger, SpanNer
+from structkd_plugin.models import DependencyParser, Model
 from structkd_plugin.spacy_components.base import SegmentPrediction, StructkdComponent
 from structkd_plugin.structures.label_schemes import spans_from_tags
 
 
 class StructkdNer(StructkdComponent):
-    """Runs a `span_ner` model, or a tagger whose tags encode spans (its `label_encoding`: BIO,
-    IOB1 or BIOES), and sets `doc.ents` to the spans its tags decode to (conlleval's chunk rule,
+    """Runs a model whose predicted tags encode spans (its `label_encoding`: BIO, IOB1 or BIOES;
+    a CRF or softmax tagger, `span_ner`), and sets `doc.ents` to the spans its tags decode to (conlleval's chunk rule,
     `spans_from_tags`), replacing the entities already there. Config keys: `batch_size`,
     `max_length` (see `StructkdComponent`)."""
 
     def model_problem(self, model: Model) -> str | None:
-        if isinstance(model, SpanNer) or (isinstance(model, SequenceTagger) and model.label_encoding):
+        if getattr(model, "label_encoding", None) and not isinstance(model, DependencyParser):
             return None
-        return f"it is a {type(model).__name__}, not a span_ner model or a tagger with a span label_encoding (BIO, IOB1 or BIOES)"
+        return f"it is a {type(model).__name__}, not a model whose tags encode spans (a label_encoding: BIO, IOB1 or BIOES)"
 
     def annotate(self, doc: Doc, segments: list[SegmentPrediction]) -> None:
         scheme = self.structkd_model.label_encoding

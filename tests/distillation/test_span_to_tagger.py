@@ -7,9 +7,10 @@ import pytest
 import torch
 from tango.common import Params
 
-from structkd_plugin.distillation.knowledge import Temperature, span_knowledge
+from structkd_plugin.distillation.knowledge import Temperature, tag_marginal_knowledge
 from structkd_plugin.distillation.objectives import KDObjective
-from structkd_plugin.models.scores import SpanScores, TaggerScores
+from structkd_plugin.models.scores import TaggerScores
+from structkd_plugin.models.span_ner import SpanScores
 from structkd_plugin.structures import IndependentTags, LinearChainCRF
 from structkd_plugin.structures.label_schemes import scheme_tag_set
 from structkd_plugin.training.train import train_model
@@ -39,7 +40,8 @@ def test_span_to_tagger_is_the_cross_entropy_over_all_span_sets(scheme, crf):
     generator = torch.Generator().manual_seed(3)
     n, teacher_labels = max(LENGTHS), ("PER", "LOC")
     mask = torch.arange(n)[None, :] < torch.tensor(LENGTHS)[:, None]
-    teacher = SpanScores(torch.randn(len(LENGTHS), n, n, 2, generator=generator, dtype=torch.float64) * 2, mask, teacher_labels)
+    span_scores = torch.randn(len(LENGTHS), n, n, 2, generator=generator, dtype=torch.float64) * 2
+    teacher = SpanScores(span_scores=span_scores, mask=mask, labels=teacher_labels)
     # The student's labels in another order, with a type the teacher does not have.
     student_labels = tuple(reversed(scheme_tag_set(["LOC", "PER", "MISC"], scheme)))
     size = len(student_labels)
@@ -47,7 +49,7 @@ def test_span_to_tagger_is_the_cross_entropy_over_all_span_sets(scheme, crf):
     transitions = torch.randn(size, size, generator=generator, dtype=torch.float64) if crf else None
     student = TaggerScores(emissions, mask, transitions, labels=student_labels, label_encoding=scheme)
     objective = KDObjective.by_name("span_to_tagger")()
-    knowledge = span_knowledge(teacher, objective.needs(student), Temperature(), student_labels, scheme)
+    knowledge = tag_marginal_knowledge(teacher, objective.needs(student), Temperature(), student_labels, scheme)
     loss = objective.loss(knowledge, student, Temperature())
 
     log_z = student.distribution().log_partition()
