@@ -3,13 +3,15 @@
 softmax and CRF students and for BIO and BIOES; and the whole path (a span_ner teacher archive, the
 distillation model, the cache) agrees with its online self."""
 
+from dataclasses import dataclass
+
 import pytest
 import torch
 from tango.common import Params
 
 from structkd_plugin.distillation.knowledge import Temperature, tag_marginal_knowledge
 from structkd_plugin.distillation.objectives import KDObjective
-from structkd_plugin.models.scores import TaggerScores
+from structkd_plugin.models.scores import TaggerScores, TagMarginalScores
 from structkd_plugin.models.span_ner import SpanScores
 from structkd_plugin.structures import IndependentTags, LinearChainCRF
 from structkd_plugin.structures.label_schemes import scheme_tag_set
@@ -86,3 +88,43 @@ def test_a_span_ner_teacher_distills_into_a_crf_tagger_cached_as_online(tmp_path
         build(distillation_config(teacher, {"type": "token"}, tmp_path / "cache"))
     with pytest.raises(ValueError, match="'crf_to_crf' distills a crf teacher .* the teacher is a span scorer"):
         build(distillation_config(teacher, {"type": "crf_to_crf"}, tmp_path / "cache"))
+
+
+@dataclass(kw_only=True)
+class CertainSpans(TagMarginalScores):
+    """A teacher of a new kind, defined here alone: it is certain of one BIO tag sequence per
+    sentence (`tags [B, n]`, indices of `scheme_tag_set(labels, "BIO")`)."""
+
+    tags: torch.Tensor
+    description = "certain tagger"
+
+    def tag_marginals(self, scheme, temperature=1.0):
+        names = scheme_tag_set(list(self.labels), scheme)
+        one_hot = torch.nn.functional.one_hot(self.tags, len(names)).double() * self.mask[..., None]
+        return one_hot, names
+
+    def pairwise_tag_marginals(self, scheme, temperature=1.0):
+        unary, names = self.tag_marginals(scheme)
+        pairwise = unary[:, :-1, :, None] * unary[:, 1:, None, :]
+        return torch.cat([torch.zeros_like(pairwise[:, :1]), pairwise], dim=1), names
+
+
+@pytest.mark.parametrize("crf", [False, True])
+def test_any_tag_marginal_teacher_distills_with_no_change_outside_its_file(crf):
+    """The knowledge builder and the objectives take a `TagMarginalScores` they have never seen:
+    a teacher certain of its tags makes structural KD the student's negative log-likelihood of them."""
+    generator = torch.Generator().manual_seed(5)
+    labels = ("PER", "LOC")
+    names = tuple(scheme_tag_set(list(labels), "BIO"))
+    mask = torch.arange(3)[None, :] < torch.tensor(LENGTHS)[:, None]
+    tags = torch.tensor([[1, 2, 0], [3, 0, 0], [0, 0, 0]])
+    teacher = CertainSpans(tags=tags, mask=mask, labels=labels)
+    emissions = torch.randn(len(LENGTHS), 3, len(names), generator=generator, dtype=torch.float64)
+    transitions = torch.randn(len(names), len(names), generator=generator, dtype=torch.float64) if crf else None
+    student = TaggerScores(emissions, mask, transitions, labels=names, label_encoding="BIO")
+    objective = KDObjective.by_name("structural")()
+    objective.check_pair(teacher, student)
+    knowledge = tag_marginal_knowledge(teacher, objective.needs(student), Temperature(), names, "BIO")
+    distribution = student.distribution()
+    expected = distribution.log_partition() - distribution.log_score(tags)
+    assert torch.allclose(objective.loss(knowledge, student, Temperature()), expected, atol=1e-9)
