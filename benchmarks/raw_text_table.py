@@ -95,13 +95,17 @@ def main() -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        # One seed per size (the first run given for each row).
-        firsts = [members[0] for members in groups.values()]
-        curve = sorted((args.all_sentences if r["unlabeled"] == -1 else r["unlabeled"], r["LAS"]) for r in firsts if "structural" in r["name"])
+        # Each structural row's seeds: mean with its standard deviation as error bars, seeds as dots.
+        sizes = {name: args.all_sentences if m[0]["unlabeled"] == -1 else m[0]["unlabeled"] for name, m in groups.items()}
+        curve = sorted((sizes[name], [m["LAS"] for m in members]) for name, members in groups.items() if name.startswith("structural"))
         figure, axis = plt.subplots(figsize=(5, 3.2))
-        axis.plot([x for x, _ in curve], [y for _, y in curve], marker="o")
-        for x, y in curve:
-            axis.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center")
+        for x, values in curve:
+            axis.scatter([x] * len(values), values, color="lightgray", s=12, zorder=1)
+        means = [statistics.mean(values) for _, values in curve]
+        spreads = [statistics.stdev(values) if len(values) > 1 else 0.0 for _, values in curve]
+        axis.errorbar([x for x, _ in curve], means, yerr=spreads, marker="o", capsize=3, zorder=2)
+        for (x, values), y in zip(curve, means):
+            axis.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(0, 8), ha="center")
         axis.set_xlabel("teacher-labeled raw sentences")
         axis.set_ylabel("EWT test LAS")
         axis.set_title("Small biaffine student, structural KD from MiniLM")
