@@ -13,7 +13,7 @@ package registers them too. Each component keeps its model in its own folder of 
 
 from structkd_plugin.models import DependencyParser, Model, SequenceTagger
 from structkd_plugin.spacy_components.base import StructkdComponent
-from structkd_plugin.spacy_components.ner import StructkdNer, make_ner
+from structkd_plugin.spacy_components.ner import StructkdNer, make_ner, tags_spans
 from structkd_plugin.spacy_components.parser import StructkdParser, make_parser
 from structkd_plugin.spacy_components.tagger import StructkdTagger, make_tagger
 
@@ -33,7 +33,7 @@ def factory_for(model: Model) -> str | None:
     """The name of the component factory that runs `model`, or None when there is none."""
     if isinstance(model, DependencyParser):
         return "structkd_parser"
-    if getattr(model, "label_encoding", None):
+    if tags_spans(model):
         return "structkd_ner"
     if isinstance(model, SequenceTagger):
         return "structkd_tagger"

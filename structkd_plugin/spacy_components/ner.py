@@ -11,14 +11,19 @@ from structkd_plugin.spacy_components.base import SegmentPrediction, StructkdCom
 from structkd_plugin.structures.label_schemes import spans_from_tags
 
 
+def tags_spans(model: Model) -> bool:
+    """Whether `model` predicts tags that encode spans (it has a `label_encoding`: BIO, IOB1 or
+    BIOES), as a CRF or softmax NER tagger and `span_ner` do; a parser's labels are no spans."""
+    return bool(getattr(model, "label_encoding", None)) and not isinstance(model, DependencyParser)
+
+
 class StructkdNer(StructkdComponent):
-    """Runs a model whose predicted tags encode spans (its `label_encoding`: BIO, IOB1 or BIOES;
-    a CRF or softmax tagger, `span_ner`), and sets `doc.ents` to the spans its tags decode to (conlleval's chunk rule,
-    `spans_from_tags`), replacing the entities already there. Config keys: `batch_size`,
-    `max_length` (see `StructkdComponent`)."""
+    """Runs a model whose predicted tags encode spans (`tags_spans`), and sets `doc.ents` to the
+    spans its tags decode to (conlleval's chunk rule, `spans_from_tags`), replacing the entities
+    already there. Config keys: `batch_size`, `max_length` (see `StructkdComponent`)."""
 
     def model_problem(self, model: Model) -> str | None:
-        if getattr(model, "label_encoding", None) and not isinstance(model, DependencyParser):
+        if tags_spans(model):
             return None
         return f"it is a {type(model).__name__}, not a model whose tags encode spans (a label_encoding: BIO, IOB1 or BIOES)"
 
