@@ -70,7 +70,9 @@ class IndependentTags(StructuredDistribution):
         """`[B, n, L, L]`: entry i holds P(y_{i-1} = a, y_i = b); entry 0 and padding are zero."""
         unary = self.unary_marginals()
         pairwise = unary[:, :-1, :, None] * unary[:, 1:, None, :]
-        return torch.cat([torch.zeros_like(pairwise[:, :1]), pairwise], dim=1)
+        # Built from unary, not pairwise: in a batch of one-word sentences pairwise is empty.
+        first = unary.new_zeros(unary.size(0), 1, unary.size(-1), unary.size(-1))
+        return torch.cat([first, pairwise], dim=1)
 
     def argmax(self) -> tuple[torch.Tensor, torch.Tensor]:
         """`(tags [B, n], scores [B])`: each position's best label (padding tags 0)."""

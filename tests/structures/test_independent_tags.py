@@ -47,6 +47,12 @@ def test_against_enumeration():
         assert torch.allclose(tags_dist.log_score(tags[None].expand(len(LENGTHS), -1))[b], scores[5 % len(sequences)])
 
 
+def test_a_batch_of_one_word_sentences_has_one_empty_pairwise_entry():
+    emissions = torch.randn(2, 1, 3)
+    pairwise = IndependentTags(emissions, torch.ones(2, 1, dtype=torch.bool)).pairwise_marginals()
+    assert pairwise.shape == (2, 1, 3, 3) and torch.all(pairwise == 0)
+
+
 def test_equals_the_crf_with_zero_transitions_including_kbest():
     emissions, mask = make(1, labels=4)
     independent = IndependentTags(emissions, mask)
