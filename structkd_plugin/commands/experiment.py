@@ -303,7 +303,7 @@ def run_cells(grid: Grid, cells: list[dict[str, Any]], root: Path, env: dict[str
                 click.echo(f"finished {name} in {durations[-1]:.0f}s", err=True)
             else:
                 failed.append(name)
-                click.echo(f"FAILED {name} (exit {process.returncode}); see {root / name}/out.log and cell.log", err=True)
+                click.echo(f"FAILED {name} (exit {process.returncode}); see {root / name}.log (its output) and {root / name}/out.log", err=True)
         if running and time.monotonic() - last_status >= STATUS_INTERVAL:
             last_status = time.monotonic()
             mean = statistics.mean(durations) if durations else None
