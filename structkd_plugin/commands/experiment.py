@@ -421,7 +421,8 @@ def _paired_difference(group, keys, members, groups, metric) -> str:
 
 
 def plot(grid: Grid, rows: list[dict[str, Any]], directory: Path) -> None:
-    """PNG plots: each summary metric per objective (seeds as points), and against numeric axes."""
+    """PNG plots: each summary metric per objective (seeds as points), and against numeric axes;
+    a series per combination of the other non-seed axes, so that no axis is averaged away."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -430,13 +431,23 @@ def plot(grid: Grid, rows: list[dict[str, Any]], directory: Path) -> None:
     for metric in _summary_metrics(grid, rows):
         if "objective" in grid.axes:
             objectives = list(dict.fromkeys(row["objective"] for row in rows))
-            figure, axis = plt.subplots(figsize=(max(4, 1.2 * len(objectives)), 3.2))
-            for x, objective in enumerate(objectives):
-                values = [row[metric] for row in rows if row["objective"] == objective and metric in row]
-                axis.scatter([x] * len(values), values, alpha=0.6)
-                axis.errorbar([x], [statistics.mean(values)], yerr=[statistics.pstdev(values)], fmt="_", color="black", capsize=6)
+            series = _series(grid, rows, "objective")
+            figure, axis = plt.subplots(figsize=(max(4, 1.2 * len(objectives) * max(1, len(series) / 2)), 3.2))
+            width = 0.8 / len(series)
+            for s, (label, members) in enumerate(series.items()):
+                offset = (s - (len(series) - 1) / 2) * width
+                legend = label or None  # on the series' first point only
+                for x, objective in enumerate(objectives):
+                    values = [row[metric] for row in members if row["objective"] == objective and metric in row]
+                    if not values:
+                        continue
+                    axis.scatter([x + offset] * len(values), values, alpha=0.6, color=f"C{s}", label=legend)
+                    legend = None
+                    axis.errorbar([x + offset], [statistics.mean(values)], yerr=[statistics.pstdev(values)], fmt="_", color="black", capsize=4)
             axis.set_xticks(range(len(objectives)), objectives)
             axis.set_ylabel(metric)
+            if len(series) > 1:
+                axis.legend(fontsize="small")
             figure.tight_layout()
             figure.savefig(directory / f"{metric}_by_objective.png", dpi=110)
             plt.close(figure)
@@ -444,19 +455,30 @@ def plot(grid: Grid, rows: list[dict[str, Any]], directory: Path) -> None:
             if axis_name == "seed" or len(values) < 2 or not all(_number(v) is not None for v in values):
                 continue
             figure, axis = plt.subplots(figsize=(5, 3.2))
-            for objective in dict.fromkeys(row.get("objective", "") for row in rows):
+            for label, members in _series(grid, rows, axis_name).items():
                 points: dict[float, list[float]] = {}
-                for row in rows:
-                    if row.get("objective", "") == objective and metric in row:
+                for row in members:
+                    if metric in row:
                         points.setdefault(_number(row[axis_name]), []).append(row[metric])
                 xs = sorted(points)
-                axis.plot(xs, [statistics.mean(points[x]) for x in xs], marker="o", label=objective or metric)
+                axis.plot(xs, [statistics.mean(points[x]) for x in xs], marker="o", label=label or metric)
             axis.set_xlabel(axis_name)
             axis.set_ylabel(metric)
-            axis.legend()
+            axis.legend(fontsize="small")
             figure.tight_layout()
             figure.savefig(directory / f"{metric}_by_{axis_name.split('.')[-1]}.png", dpi=110)
             plt.close(figure)
+
+
+def _series(grid: Grid, rows: list[dict[str, Any]], plotted: str) -> dict[str, list[dict[str, Any]]]:
+    """The rows grouped by the values of every non-seed axis but `plotted`, each group named by
+    those values ("crf_chars, structural"; "" when there is no other axis)."""
+    others = [axis for axis in grid.axes if axis not in ("seed", plotted)]
+    series: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        label = ", ".join(f"{axis.split('.')[-1]}={row[axis]}" if _number(row[axis]) is not None else str(row[axis]) for axis in others)
+        series.setdefault(label, []).append(row)
+    return series
 
 
 def _number(value: Any) -> float | None:

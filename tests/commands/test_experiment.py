@@ -173,3 +173,22 @@ def test_cells_are_checked_with_every_label_of_their_training_data(teacher, tmp_
     grid_file.write_text(json.dumps(spec))
     grid = Grid(grid_file)
     grid.check_cells(grid.cells(), {**grid.env, "TEACHER": str(teacher)})
+
+
+def test_plots_keep_a_series_per_value_of_the_other_axes():
+    """A plot over one axis must not average the cells of different students or gold fractions."""
+    from types import SimpleNamespace
+
+    from structkd_plugin.commands.experiment import _series
+
+    grid = SimpleNamespace(axes={"env.STUDENT": ["crf", "softmax"], "gold_fraction": [1.0, 0.1], "objective": [], "seed": [1, 2]})
+    rows = [
+        {"env.STUDENT": student, "gold_fraction": fraction, "objective": objective, "seed": seed}
+        for student in ("crf", "softmax") for fraction in (1.0, 0.1) for objective in ("none", "structural") for seed in (1, 2)
+    ]  # fmt: skip
+    by_objective = _series(grid, rows, "objective")
+    assert sorted(by_objective) == ["crf, gold_fraction=0.1", "crf, gold_fraction=1.0", "softmax, gold_fraction=0.1", "softmax, gold_fraction=1.0"]
+    assert all(len(members) == 4 for members in by_objective.values())
+    by_fraction = _series(grid, rows, "gold_fraction")
+    assert sorted(by_fraction) == ["crf, none", "crf, structural", "softmax, none", "softmax, structural"]
+    assert {row["gold_fraction"] for row in by_fraction["crf, none"]} == {1.0, 0.1}
