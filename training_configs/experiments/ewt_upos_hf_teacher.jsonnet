@@ -8,7 +8,7 @@
 local corpus = "../../../shared/data/UD_English-EWT/en_ewt-ud-";
 {
   base: "../distill/upos.jsonnet",
-  env: { TRAIN_PATH: corpus + "train.conllu", DEV_PATH: corpus + "dev.conllu", TEST_PATH: corpus + "test.conllu", },
+  env: { TRAIN_PATH: corpus + "train.conllu", DEV_PATH: corpus + "dev.conllu", TEST_PATH: corpus + "test.conllu" },
   teacher: { archive: "../../runs/minilm-upos" },
   axes: {
     "env.STUDENT": ["crf", "crf_chars"],
