@@ -213,10 +213,10 @@ class Grid:
     def check_cells(self, cells: list[dict[str, Any]], env: dict[str, str], build_models: bool = True) -> None:
         """Checks every cell's config (its keys, its dataset reader) and, with `build_models`, builds
         its model on the vocabulary of its training data (the labels must all be there: a teacher's
-        are mapped to them); raises naming the first cell that fails, before any runs."""
+        are mapped to them) and asks it whether it can train on the cell's datasets; raises naming the first cell that fails, before any runs."""
         from structkd_plugin.data import DatasetReader, Vocabulary
         from structkd_plugin.models.model import Model
-        from structkd_plugin.training.train import CONFIG_KEYS
+        from structkd_plugin.training.train import CONFIG_KEYS, dataset_names
 
         vocabularies: dict[str, Vocabulary] = {}
         for cell in cells:
@@ -231,7 +231,8 @@ class Grid:
                         key = json.dumps([reader_params, config["train_data_path"]], sort_keys=True)
                         if key not in vocabularies:
                             vocabularies[key] = Vocabulary.from_instances(reader.read(config["train_data_path"]))
-                        Model.from_params(config.pop("model"), vocab=vocabularies[key])
+                        names = dataset_names(config.as_dict(quiet=True))
+                        Model.from_params(config.pop("model"), vocab=vocabularies[key]).check_datasets(names)
             except Exception as error:  # noqa: BLE001 - any failure to build is the cell's
                 message = " ".join(str(error).split())
                 raise ConfigurationError(f"grid cell {self.cell_name(cell)} cannot be built: {message}") from None

@@ -275,6 +275,13 @@ class DistillationModel(Model):
                 return knowledge
         return None
 
+    def check_datasets(self, names):
+        if self.objective.needs_gold and "unlabeled" in names:
+            raise ConfigurationError(
+                f"objective {type(self.objective).__name__} builds its teacher from gold tags, so it cannot train on "
+                "unlabeled text: remove unlabeled_data_path, and with gold_fraction set gold_fraction_rest: \"dropped\""
+            )
+
     def prepare_for_training(self, datasets: dict[str, list[Instance]]) -> None:
         """With `teacher_cache`, computes (or finds on disk) each dataset's teacher knowledge."""
         settings = self.cache_settings

@@ -36,6 +36,8 @@ class KDObjective(Registrable):
     default_implementation = "structural"
     # False for the baseline, whose student then learns from the gold loss at full weight.
     distills = True
+    # True when the loss is built from gold tags, so a batch of unlabeled text cannot be trained on.
+    needs_gold = False
 
     def needs(self, student: TaggerScores) -> set[str]:
         """What this objective asks of the teacher (a subset of `knowledge.KNOWLEDGE`)."""
@@ -450,6 +452,8 @@ class _SyntheticTeacher(KDObjective):
     """Tang et al.'s diagnostic teachers: a synthetic per-position distribution q_i, then
     sum_i CE(q_i, P_s(y_i)) against the student's token marginals. They need gold tags, and a
     student with per-position labels (a tagger or a sequence-labeling parser)."""
+
+    needs_gold = True
 
     def check_pair(self, teacher, student):
         if isinstance(student, ParserScores):

@@ -62,6 +62,10 @@ class Model(torch.nn.Module, Registrable):
         """Told by the trainer before each training step how far training has come (0 to 1);
         schedules such as teacher annealing read it. Nothing to do by default."""
 
+    def check_datasets(self, names: Iterable[str]) -> None:
+        """Raises `ConfigurationError` when the model cannot train on datasets by these names
+        ("train", "unlabeled", "validation", "test"), before any is read. Any will do by default."""
+
     def prepare_for_training(self, datasets: dict[str, list[Instance]]) -> None:
         """Called once before training with the datasets by name ("train", "validation",
         "unlabeled"): a model may precompute what stays fixed (a frozen teacher's marginals)."""

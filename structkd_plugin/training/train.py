@@ -39,7 +39,7 @@ from structkd_plugin.training.checkpoint import Checkpointer
 from structkd_plugin.training.trainer import InstanceLoader, InterleavedLoader, Trainer, evaluate
 from structkd_plugin.weights import save_weights
 
-__all__ = ["CONFIG_KEYS", "train_model"]
+__all__ = ["CONFIG_KEYS", "dataset_names", "train_model"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ CONFIG_KEYS = (
     "validation_dataset_reader",
     "train_data_path",
     "gold_fraction",
+    "gold_fraction_rest",
     "unlabeled_data_path",
     "unlabeled_dataset_reader",
     "validation_data_path",
@@ -61,6 +62,9 @@ CONFIG_KEYS = (
     "random_seed",
 )
 """The top-level keys of a training config."""
+
+# What `gold_fraction` does with the training sentences whose labels it removes; the first is the default.
+GOLD_FRACTION_RESTS = ("unlabeled", "dropped")
 
 DATA_LOADER_KEYS = ("max_tokens", "batch_size", "shuffle", "unlabeled_ratio", "min_batches_per_epoch")
 
@@ -129,6 +133,7 @@ def _train(params: Params, serialization_dir: Path, recover: bool) -> Model:
     if unlabeled_reader_params is not None:
         with building("unlabeled_dataset_reader"):
             unlabeled_reader = DatasetReader.from_params(unlabeled_reader_params)
+    names = dataset_names(params.as_dict(quiet=True))
     datasets = _read_datasets(params, reader, validation_reader, unlabeled_reader)
     evaluate_on_test = params.pop_bool("evaluate_on_test", False)
     if evaluate_on_test and "test" not in datasets:
@@ -152,6 +157,7 @@ def _train(params: Params, serialization_dir: Path, recover: bool) -> Model:
 
     with building("model"):
         model = Model.from_params(params.pop("model"), vocab=vocab)
+        model.check_datasets(names)
 
     loader_params = params.pop("data_loader")
     check_keys(loader_params, "the data_loader block", DATA_LOADER_KEYS)
@@ -249,6 +255,7 @@ def _read_datasets(
         "test": (params.pop("test_data_path", None), validation_reader),
     }
     gold_fraction = params.pop_float("gold_fraction", None)
+    rest = params.pop_choice("gold_fraction_rest", GOLD_FRACTION_RESTS, default_to_first_choice=True)
     datasets = {}
     for name, (path, dataset_reader) in paths.items():
         if path is None:
@@ -263,21 +270,37 @@ def _read_datasets(
         if not datasets[name]:
             raise DataError(path, None, f"the {name} data has no sentence")
     if gold_fraction is not None:
-        _keep_gold_fraction(datasets, gold_fraction)
+        _keep_gold_fraction(datasets, gold_fraction, rest)
+    elif rest != GOLD_FRACTION_RESTS[0]:
+        raise ConfigurationError("gold_fraction_rest is set, but gold_fraction is not")
     return datasets
 
 
-def _keep_gold_fraction(datasets: dict[str, Any], fraction: float) -> None:
-    """The semi-supervised setting: the first `fraction` of the training sentences keep their
-    labels, the others join the unlabeled data with their labels removed."""
+def dataset_names(config: dict[str, Any]) -> set[str]:
+    """The datasets a training config (a plain dict) reads, by name, as `_read_datasets` names them."""
+    paths = {"train": "train_data_path", "unlabeled": "unlabeled_data_path", "validation": "validation_data_path", "test": "test_data_path"}
+    names = {name for name, key in paths.items() if config.get(key) is not None}
+    fraction = config.get("gold_fraction")
+    if fraction is not None and float(fraction) < 1 and config.get("gold_fraction_rest", GOLD_FRACTION_RESTS[0]) == "unlabeled":
+        names.add("unlabeled")
+    return names
+
+
+def _keep_gold_fraction(datasets: dict[str, Any], fraction: float, rest: str) -> None:
+    """The low-resource settings: the first `fraction` of the training sentences keep their
+    labels; the others join the unlabeled data with their labels removed (`rest` "unlabeled", the
+    semi-supervised setting) or are not used at all (`rest` "dropped")."""
     if not 0 < fraction <= 1:
         raise ConfigurationError(f"gold_fraction must be in (0, 1], not {fraction}")
     train = datasets["train"]
     kept = max(1, round(fraction * len(train)))
     if kept == len(train):
         return
-    unlabeled = (without_labels(instance, keep=INPUT_LABEL_KEYS) for instance in train[kept:])
     datasets["train"] = train[:kept]
+    if rest == "dropped":
+        logger.info("gold_fraction %s: %d training sentences keep their labels, %d are dropped", fraction, kept, len(train) - kept)
+        return
+    unlabeled = (without_labels(instance, keep=INPUT_LABEL_KEYS) for instance in train[kept:])
     datasets["unlabeled"] = SentenceStore(chain(unlabeled, datasets.get("unlabeled", ())))
     logger.info("gold_fraction %s: %d training sentences keep their labels, %d are unlabeled", fraction, kept, len(train) - kept)
 

@@ -76,6 +76,25 @@ def test_a_grid_with_a_cell_that_cannot_be_built_is_refused_before_anything_runs
     assert not (tmp_path / "out" / "cells").exists()
 
 
+def test_a_cell_that_cannot_train_on_its_datasets_is_refused_before_anything_runs(teacher, tmp_path, capsys):
+    """A synthetic teacher needs gold tags on every batch: with gold_fraction's rest as unlabeled
+    text the cell is refused; with the rest dropped it builds."""
+    path = write_grid(tmp_path / "grid.json", teacher, [{"type": "label_smoothing"}])
+    spec = json.loads(path.read_text())
+    spec["overrides"] = {"gold_fraction": 0.5}
+    spec["axes"]["gold_fraction_rest"] = ["dropped", "unlabeled"]
+    path.write_text(json.dumps(spec))
+    code, _, stderr = run_cli(capsys, "experiment", str(path), "-s", str(tmp_path / "out"))
+    assert code == 2 and "Traceback" not in stderr
+    assert "grid cell gold_fraction_rest=unlabeled,objective=label_smoothing,seed=1,num_epochs=1 cannot be built" in stderr
+    assert "builds its teacher from gold tags" in stderr
+    assert not (tmp_path / "out" / "cells").exists()
+    spec["exclude"] = [{"gold_fraction_rest": "unlabeled"}]
+    path.write_text(json.dumps(spec))
+    grid = Grid(path)
+    grid.check_cells(grid.cells(), {**grid.env, "TEACHER": str(teacher)})
+
+
 def test_excluded_combinations_are_left_out_of_the_grid(tmp_path):
     spec = {
         "base": "base.jsonnet",

@@ -1,6 +1,7 @@
 """The `distillation` model end to end on fixtures: archives, the teacher cache, schemes, unlabeled
 text, several teachers."""
 
+import copy
 import json
 from pathlib import Path
 
@@ -254,3 +255,14 @@ def test_each_language_gets_its_own_teachers_knowledge(teachers, tmp_path):
         length = own.unary.size(1)
         assert torch.allclose(knowledge.unary[rows, :length], own.unary, atol=1e-6)
         assert torch.allclose(knowledge.pairwise[rows, :length], own.pairwise, atol=1e-6)
+
+
+def test_a_synthetic_teacher_with_unlabeled_text_is_refused_before_training(teachers, tmp_path):
+    """Tang et al.'s synthetic teachers are built from gold tags: a batch of raw text has none."""
+    config = distillation_config(teachers["crf"], {"type": "label_smoothing"}, tmp_path)
+    config["gold_fraction"] = 0.5
+    with pytest.raises(ConfigurationError, match='LabelSmoothingTeacher builds its teacher from gold tags.*gold_fraction_rest: "dropped"'):
+        train_model(Params(copy.deepcopy(config)), tmp_path / "refused")
+    assert not (tmp_path / "refused" / "model.tar.gz").exists()
+    train_model(Params({**config, "gold_fraction_rest": "dropped", "trainer": {**config["trainer"], "num_epochs": 1}}), tmp_path / "run")
+    assert (tmp_path / "run" / "model.tar.gz").is_file()

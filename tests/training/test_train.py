@@ -211,3 +211,22 @@ def test_gold_fraction_keeps_the_first_sentences_labels_and_makes_the_rest_unlab
     assert not any("tags" in i for i in unlabeled)
     with pytest.raises(ConfigurationError, match="gold_fraction must be in"):
         _read_datasets(Params({"train_data_path": str(train), "gold_fraction": 1.5}), reader, reader, reader)
+
+
+def test_gold_fraction_rest_dropped_keeps_the_first_sentences_and_reads_no_unlabeled_data():
+    from structkd_plugin.data import UniversalNerDatasetReader
+    from structkd_plugin.training.train import _read_datasets, dataset_names
+
+    reader = UniversalNerDatasetReader()
+    train = REPOSITORY / "fixtures" / "ner" / "train.iob2"
+    sentences = list(reader.read(train))
+    config = {"train_data_path": str(train), "gold_fraction": 0.25, "gold_fraction_rest": "dropped"}
+    datasets = _read_datasets(Params(dict(config)), reader, reader, None)
+    assert [i["words"] for i in datasets["train"]] == [i["words"] for i in sentences[: round(0.25 * len(sentences))]]
+    assert set(datasets) == {"train"} == dataset_names(config)
+    assert dataset_names({**config, "gold_fraction_rest": "unlabeled"}) == {"train", "unlabeled"}
+    assert dataset_names({"train_data_path": "t", "validation_data_path": "v", "gold_fraction": 1.0}) == {"train", "validation"}
+    with pytest.raises(ConfigurationError, match="gold_fraction_rest is set, but gold_fraction is not"):
+        _read_datasets(Params({"train_data_path": str(train), "gold_fraction_rest": "dropped"}), reader, reader, None)
+    with pytest.raises(ConfigurationError, match="gold_fraction_rest"):
+        _read_datasets(Params({**config, "gold_fraction_rest": "kept"}), reader, reader, None)
