@@ -29,7 +29,8 @@ but those matching an `exclude` entry (e.g. a gold-only baseline given raw text 
 few sentences, model with its teacher): a grid with a cell that cannot be built is refused before
 anything runs, naming the cell. Cells then train as separate `structkd train` processes, `--jobs`
 at a time, in `DIR/cells/NAME/`; a cell with a `metrics.json` is done and skipped when the
-experiment is run again, a broken one is resumed (`--recover`) or restarted.
+experiment is run again, a broken one is resumed (`--recover`) or restarted. `--summary-only`
+trains nothing and summarizes the cells finished so far, e.g. while the experiment runs.
 
 Several teachers (one per language, for the `multilingual` reader) are named: `teacher: { pt:
 { config: ..., env: { TRAIN_PATH: ... } }, da: { archive: ... } }`; each is trained once into
@@ -75,27 +76,41 @@ STATUS_INTERVAL = 60.0
 @click.argument("grid_file", metavar="GRID", type=click.Path(exists=True, dir_okay=False))
 @click.option("-s", "--serialization-dir", required=True, type=click.Path(file_okay=False), help="Where the teacher, cells, results and plots go.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Cells trained at once.")
-def experiment_command(grid_file: str, serialization_dir: str, jobs: int) -> None:
+@click.option(
+    "--summary-only",
+    is_flag=True,
+    help="Train nothing: summarize the cells finished so far (a running or stopped experiment's partial table).",
+)
+def experiment_command(grid_file: str, serialization_dir: str, jobs: int, summary_only: bool) -> None:
     """Train every cell of the grid GRID and summarize them in a table and plots."""
     import_plugins()
     grid = Grid(Path(grid_file))
     directory = Path(serialization_dir)
-    directory.mkdir(parents=True, exist_ok=True)
     env = dict(grid.env, STRUCTKD_CACHE=str(directory / "teacher-cache"))
     cells = grid.cells()
-    if grid.teacher:
-        # Every cell's config is checked before the teacher trains, its model once the teacher exists.
-        placeholder = "(trained next)" if _is_teacher(grid.teacher) else json.dumps(dict.fromkeys(grid.teacher, "(trained next)"))
-        grid.check_cells(cells, {**env, "TEACHER": placeholder}, build_models=False)
-    teacher = grid.teacher_archives(directory, env, grid.threads * jobs)
-    if teacher is not None:
-        env["TEACHER"] = teacher
-    grid.check_cells(cells, env)
-    run_cells(grid, cells, directory / "cells", env, jobs)
+    if summary_only:
+        finished = [cell for cell in cells if (directory / "cells" / grid.cell_name(cell) / "metrics.json").is_file()]
+        if not finished:
+            raise ConfigurationError(f"no cell of {grid_file} has finished in {directory / 'cells'}")
+        heading = f"Partial: {len(finished)} of {len(cells)} cells finished.\n\n" if len(finished) < len(cells) else ""
+        click.echo(f"summarizing the {len(finished)} of {len(cells)} cells that have finished", err=True)
+        cells = finished
+    else:
+        heading = ""
+        directory.mkdir(parents=True, exist_ok=True)
+        if grid.teacher:
+            # Every cell's config is checked before the teacher trains, its model once the teacher exists.
+            placeholder = "(trained next)" if _is_teacher(grid.teacher) else json.dumps(dict.fromkeys(grid.teacher, "(trained next)"))
+            grid.check_cells(cells, {**env, "TEACHER": placeholder}, build_models=False)
+        teacher = grid.teacher_archives(directory, env, grid.threads * jobs)
+        if teacher is not None:
+            env["TEACHER"] = teacher
+        grid.check_cells(cells, env)
+        run_cells(grid, cells, directory / "cells", env, jobs)
     evaluate_cells(grid, cells, directory / "cells", grid.threads * jobs)
     rows = collect(grid, cells, directory / "cells")
     write_results(rows, directory / "results.csv")
-    summary = summarize(grid, rows)
+    summary = heading + summarize(grid, rows)
     (directory / "summary.md").write_text(summary, encoding="utf-8")
     plot(grid, rows, directory)
     click.echo(summary)

@@ -61,6 +61,11 @@ def test_a_grid_runs_summarizes_plots_and_resumes(teacher, tmp_path, capsys):
     broken = out / "cells" / "objective=structural,seed=2,num_epochs=1"
     kept = (out / "cells" / "objective=none,seed=1,num_epochs=1" / "metrics.json").stat().st_mtime_ns
     (broken / "metrics.json").unlink()
+    code, stdout, stderr = run_cli(capsys, "experiment", str(grid), "-s", str(out), "--summary-only")
+    assert code == 0, stderr
+    assert "summarizing the 3 of 4 cells that have finished" in stderr and "started" not in stderr
+    assert stdout.startswith("Partial: 3 of 4 cells finished.") and "| structural | 1 | 1 |" in stdout
+    assert (out / "summary.md").read_text() in stdout and not (broken / "metrics.json").exists()
     code, _, stderr = run_cli(capsys, "experiment", str(grid), "-s", str(out))
     assert code == 0, stderr
     assert "3 of 4 cells are done already" in stderr and "started objective=structural,seed=2,num_epochs=1" in stderr
@@ -74,6 +79,8 @@ def test_a_grid_with_a_cell_that_cannot_be_built_is_refused_before_anything_runs
     assert code == 2 and "Traceback" not in stderr
     assert "grid cell objective=crf_to_softmax,seed=1,num_epochs=1 cannot be built" in stderr
     assert not (tmp_path / "out" / "cells").exists()
+    code, _, stderr = run_cli(capsys, "experiment", str(grid), "-s", str(tmp_path / "out"), "--summary-only")
+    assert code == 2 and "no cell of" in stderr and "has finished" in stderr and "Traceback" not in stderr
 
 
 def test_a_cell_that_cannot_train_on_its_datasets_is_refused_before_anything_runs(teacher, tmp_path, capsys):
