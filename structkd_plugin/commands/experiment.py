@@ -460,7 +460,9 @@ def plot(grid: Grid, rows: list[dict[str, Any]], directory: Path) -> None:
                     axis.scatter([x + offset] * len(values), values, alpha=0.6, color=f"C{s}", label=legend)
                     legend = None
                     axis.errorbar([x + offset], [statistics.mean(values)], yerr=[statistics.pstdev(values)], fmt="_", color="black", capsize=4)
-            axis.set_xticks(range(len(objectives)), objectives)
+            # Long names would run into each other side by side.
+            slanted = {"rotation": 20, "ha": "right"} if max(map(len, objectives)) > 12 else {}
+            axis.set_xticks(range(len(objectives)), objectives, **slanted)
             axis.set_ylabel(metric)
             if len(series) > 1:
                 axis.legend(fontsize="small")
