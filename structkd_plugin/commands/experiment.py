@@ -228,7 +228,8 @@ class Grid:
     def check_cells(self, cells: list[dict[str, Any]], env: dict[str, str], build_models: bool = True) -> None:
         """Checks every cell's config (its keys, its dataset reader) and, with `build_models`, builds
         its model on the vocabulary of its training data (the labels must all be there: a teacher's
-        are mapped to them) and asks it whether it can train on the cell's datasets; raises naming the first cell that fails, before any runs."""
+        are mapped to them) and asks it whether it can train on the cell's datasets; raises naming
+        the first cell that fails, before any runs."""
         from structkd_plugin.data import DatasetReader, Vocabulary
         from structkd_plugin.models.model import Model
         from structkd_plugin.training.train import CONFIG_KEYS, dataset_names

@@ -64,7 +64,7 @@ class Model(torch.nn.Module, Registrable):
 
     def check_datasets(self, names: Iterable[str]) -> None:
         """Raises `ConfigurationError` when the model cannot train on datasets by these names
-        ("train", "unlabeled", "validation", "test"), before any is read. Any will do by default."""
+        ("train", "unlabeled", "validation", "test"), before training starts. Any will do by default."""
 
     def prepare_for_training(self, datasets: dict[str, list[Instance]]) -> None:
         """Called once before training with the datasets by name ("train", "validation",

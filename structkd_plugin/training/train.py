@@ -66,6 +66,9 @@ CONFIG_KEYS = (
 # What `gold_fraction` does with the training sentences whose labels it removes; the first is the default.
 GOLD_FRACTION_RESTS = ("unlabeled", "dropped")
 
+# The datasets a config may read, by name, and the keys of their paths ("train" is required).
+DATA_PATH_KEYS = {"train": "train_data_path", "unlabeled": "unlabeled_data_path", "validation": "validation_data_path", "test": "test_data_path"}
+
 DATA_LOADER_KEYS = ("max_tokens", "batch_size", "shuffle", "unlabeled_ratio", "min_batches_per_epoch")
 
 
@@ -248,12 +251,8 @@ def _read_datasets(
 ) -> dict[str, list[Instance]]:
     """The datasets the config names, as lists of instances: "train", and "unlabeled" (labels
     removed), "validation" and "test" when their paths are given."""
-    paths = {
-        "train": (params.pop("train_data_path"), reader),
-        "unlabeled": (params.pop("unlabeled_data_path", None), unlabeled_reader),
-        "validation": (params.pop("validation_data_path", None), validation_reader),
-        "test": (params.pop("test_data_path", None), validation_reader),
-    }
+    readers = {"train": reader, "unlabeled": unlabeled_reader, "validation": validation_reader, "test": validation_reader}
+    paths = {name: (params.pop(key) if name == "train" else params.pop(key, None), readers[name]) for name, key in DATA_PATH_KEYS.items()}
     gold_fraction = params.pop_float("gold_fraction", None)
     rest = params.pop_choice("gold_fraction_rest", GOLD_FRACTION_RESTS, default_to_first_choice=True)
     datasets = {}
@@ -278,8 +277,7 @@ def _read_datasets(
 
 def dataset_names(config: dict[str, Any]) -> set[str]:
     """The datasets a training config (a plain dict) reads, by name, as `_read_datasets` names them."""
-    paths = {"train": "train_data_path", "unlabeled": "unlabeled_data_path", "validation": "validation_data_path", "test": "test_data_path"}
-    names = {name for name, key in paths.items() if config.get(key) is not None}
+    names = {name for name, key in DATA_PATH_KEYS.items() if config.get(key) is not None}
     fraction = config.get("gold_fraction")
     if fraction is not None and float(fraction) < 1 and config.get("gold_fraction_rest", GOLD_FRACTION_RESTS[0]) == "unlabeled":
         names.add("unlabeled")
