@@ -23,6 +23,7 @@ from tests.bad_input.conftest import run_structkd
 from tests.models.test_parsers import FIXTURE as UD_FIXTURE
 from tests.models.test_parsers import parser_config
 from tests.models.test_taggers import FIXTURES as NER_FIXTURES
+from tests.models.test_taggers import tagger_config
 from tests.toy_model import FIXTURES, REPOSITORY, toy_config, write_config
 
 NER_TEST = NER_FIXTURES / "test.iob2"
@@ -247,6 +248,15 @@ CASES: dict[str, Callable[[SimpleNamespace], Case]] = {
             "type": "distillation", "teacher_archive": str(c.ner), "objective": {"type": "structural"},
             "student": parser_config("biaffine_parser", "local")["model"]}}), "-s", c.tmp / "run"],
         ["model.tar.gz holds a crf tagger", "the student is a biaffine parser"],
+    ),
+    "gold-fraction-rest-without-gold-fraction": lambda c: Case(
+        ["train", train_config(c, "c.json", gold_fraction_rest="dropped"), "-s", c.tmp / "run"], ["gold_fraction_rest", "gold_fraction is not"]
+    ),
+    "synthetic-teacher-with-unlabeled-text": lambda c: Case(
+        ["train", write_config(c.tmp / "kd.json", {**tagger_config("crf_tagger"), "gold_fraction": 0.5, "model": {
+            "type": "distillation", "teacher_archive": str(c.ner), "objective": {"type": "partial_teacher"},
+            "student": tagger_config("crf_tagger")["model"]}}), "-s", c.tmp / "run"],
+        ["PartialTeacher builds its teacher from gold tags", 'gold_fraction_rest: "dropped"'],
     ),
     # --- archives ---
     "archive-garbage": lambda c: Case(["evaluate", write(c, "garbage.tar.gz", b"garbage"), NER_TEST], ["garbage.tar.gz", "not a readable model archive"]),
